@@ -1,0 +1,161 @@
+// Uncontended acquire+release cycle per built-in lock against embedded redis-servers, plus a
+// bare hiredis loop doing the same commands (the floor lockstorm's own overhead is measured
+// against). One client, one key. CPU placement: LOCKSTORM_PIN=same|split|none (default split:
+// this process on CPU 0, the servers on CPU 1); the placement is printed in the context.
+//
+//   build/lockstorm_bench --benchmark_min_time=2
+#include <benchmark/benchmark.h>
+#include <hiredis/hiredis.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "harness/redis_server.h"
+#include "impls/common.h"
+#include "impls/registry.h"
+
+namespace lockstorm {
+namespace {
+
+void Pin(pid_t pid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
+    sched_setaffinity(static_cast<pid_t>(std::stol(e.path().filename().string())), sizeof set, &set);
+}
+
+// Five servers started once for the whole binary, stopped at exit.
+struct Servers {
+  std::string dir;
+  ServerSet set;
+  std::string pin;
+  Servers() {
+    char tmpl[] = "/tmp/lockstorm-bench-XXXXXX";
+    dir = mkdtemp(tmpl);
+    Status s = set.StartEmbedded(dir, 5, {});
+    if (!s.ok()) {
+      fprintf(stderr, "lockstorm_bench: %s\n", s.message().c_str());
+      std::exit(4);
+    }
+    const char* p = getenv("LOCKSTORM_PIN");
+    pin = p ? p : "split";
+    const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+    if (pin != "none") {
+      Pin(getpid(), 0);
+      for (int i = 0; i < set.size(); ++i)
+        Pin(set.server(i)->pid(), pin == "split" && ncpu > 1 ? 1 : 0);
+    }
+    benchmark::AddCustomContext("pin", pin);
+    benchmark::AddCustomContext("redis_version", set.RedisVersion());
+  }
+  ~Servers() {
+    set.StopAll();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+Servers& GetServers() {
+  static Servers* s = new Servers();
+  return *s;
+}
+
+void BM_LockCycle(benchmark::State& state, std::string impl_name) {
+  Servers& servers = GetServers();
+  const ImplInfo* info = FindBuiltinImpl(impl_name);
+  std::vector<ServerAddress> addrs = servers.set.addresses();
+  if (!info->multi_node) addrs.resize(1);
+  auto transport = NewRedisTransport(addrs);
+  LockEnv env;
+  env.transport = transport.get();
+  env.clock = RealClock();
+  env.seed = 42;
+  env.client_id = "bench";
+  auto lock = info->make(env);
+  const std::string key = "lockstorm:bench:" + impl_name;
+  int64_t failures = 0;
+  for (auto _ : state) {
+    AcquireResult a = lock->Acquire(key, 10000, 0);
+    if (a.outcome != Outcome::kOk) {
+      ++failures;
+      continue;
+    }
+    lock->Release(a.lease);
+  }
+  state.counters["cycles_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()),
+                                                      benchmark::Counter::kIsRate);
+  state.counters["failures"] = static_cast<double>(failures);
+}
+
+// The same two commands as token-lua (SET NX PX + compare-and-delete EVAL) over plain hiredis.
+void BM_BareHiredisCycle(benchmark::State& state) {
+  Servers& servers = GetServers();
+  ServerAddress a = servers.set.addresses()[0];
+  redisContext* c = redisConnect(a.host.c_str(), a.port);
+  int64_t failures = 0;
+  for (auto _ : state) {
+    auto* r = static_cast<redisReply*>(
+        redisCommand(c, "SET lockstorm:bench:bare tok NX PX 10000"));
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (!ok) {
+      ++failures;
+      continue;
+    }
+    r = static_cast<redisReply*>(
+        redisCommand(c, "EVAL %s 1 lockstorm:bench:bare tok", kCompareAndDeleteLua));
+    freeReplyObject(r);
+  }
+  redisFree(c);
+  state.counters["cycles_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()),
+                                                      benchmark::Counter::kIsRate);
+  state.counters["failures"] = static_cast<double>(failures);
+}
+
+// One uncontended SET NX PX round trip through lockstorm's transport, to set beside
+// `redis-benchmark -c 1 SET k v NX PX 10000`.
+void BM_TransportSetNxPx(benchmark::State& state) {
+  Servers& servers = GetServers();
+  auto t = NewRedisTransport({servers.set.addresses()[0]});
+  for (auto _ : state) {
+    Reply r = t->Call(0, {"SET", "lockstorm:bench:setnx", "v", "NX", "PX", "10000"}, 1000000);
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+int Register() {
+  for (const ImplInfo& i : BuiltinImpls()) {
+    benchmark::RegisterBenchmark(("BM_LockCycle/" + i.name).c_str(), BM_LockCycle, i.name)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  }
+  benchmark::RegisterBenchmark("BM_BareHiredisCycle", BM_BareHiredisCycle)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("BM_TransportSetNxPx", BM_TransportSetNxPx)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
+  return 0;
+}
+
+}  // namespace
+}  // namespace lockstorm
+
+int main(int argc, char** argv) {
+  lockstorm::Register();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  lockstorm::StartReaper();
+  lockstorm::GetServers();
+  benchmark::RunSpecifiedBenchmarks();
+  delete &lockstorm::GetServers();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,63 @@
+// Clock: the only way lock implementations (and the runner's clients) read time.
+//
+// Implementations never call std::chrono::steady_clock::now() or sleep directly: they go
+// through a Clock, so that the same code can run under a skewed client clock (offset, rate,
+// jumps) and, later, under the deterministic simulator's virtual time.
+//
+// Thread-safety: every method of every Clock here may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+namespace lockstorm {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+
+  // Monotonic time as this clock's owner sees it, in microseconds from an arbitrary epoch.
+  // Never decreases for a RealClock; a SkewedClock may jump (that is the point of it).
+  virtual int64_t NowUs() = 0;
+
+  // Blocks the calling thread for `duration_us` of *this clock's* time. A non-positive
+  // duration returns at once.
+  virtual void SleepUs(int64_t duration_us) = 0;
+};
+
+// The machine's steady clock. A process-wide singleton; never deleted.
+Clock* RealClock();
+
+// Microseconds since the process's first call: the one shared monotonic clock on which the
+// history records every invoke and completion time. Thread-safe, never decreases.
+int64_t HistoryNowUs();
+
+// A clock that runs at `rate` times a base clock, plus an offset, with jumps applied at
+// run time (the client-side clock faults of the nemesis).
+//   skewed_now = anchor_skewed + (base_now - anchor_base) * rate
+class SkewedClock : public Clock {
+ public:
+  explicit SkewedClock(Clock* base);  // does not take ownership; base must outlive this
+
+  int64_t NowUs() override;
+  void SleepUs(int64_t duration_us) override;
+
+  // Steps the clock by `delta_us` (negative = backwards) from now on.
+  void Jump(int64_t delta_us);
+  // Changes the rate from now on (1.0 = real time). rate must be > 0.
+  void SetRate(double rate);
+
+ private:
+  struct Params {
+    int64_t anchor_base_us;
+    int64_t anchor_skewed_us;
+    double rate;
+  };
+  Params Load() const;
+  Clock* base_;
+  mutable std::mutex mu_;
+  Params params_;
+};
+
+}  // namespace lockstorm

@@ -1,0 +1,132 @@
+// lockstorm: a correctness-and-performance test harness for Redis lock implementations.
+// This file only parses the command line; harness/run.cc does the work.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <sstream>
+
+#include "harness/exec_lock.h"
+#include "harness/process.h"
+#include "harness/run.h"
+#include "harness/shutdown.h"
+#include "reports/report.h"
+
+namespace {
+
+// --impl takes a comma-separated list of built-in names, or one exec spec (which may
+// itself contain commas); the flag may be repeated.
+std::vector<std::string> SplitImpls(const std::vector<std::string>& raw) {
+  std::vector<std::string> out;
+  for (const std::string& v : raw) {
+    if (lockstorm::IsExecImpl(v)) {
+      out.push_back(v);
+      continue;
+    }
+    std::stringstream ss(v);
+    std::string item;
+    while (std::getline(ss, item, ','))
+      if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// CLI11's messages can span lines; lockstorm's errors are one line.
+std::string OneLine(std::string s) {
+  for (char& c : s)
+    if (c == '\n') c = ' ';
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace lockstorm;
+  CLI::App app{
+      "lockstorm: drives Redis lock implementations through contention and faults against real "
+      "redis-servers, checks mutual exclusion from the recorded history, and reports latency.\n"
+      "Exit codes: 0 no unexpected violation, 1 safety violation, 2 liveness violation, "
+      "3 inconclusive, 4 usage/configuration/infrastructure error."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(LOCKSTORM_VERSION) + " (" + LOCKSTORM_GIT_REVISION + ")");
+
+  RunOptions ro;
+  std::vector<std::string> raw_impls;
+  int clients = 0, keys = 0;
+  double duration_s = 0;
+  int64_t ttl_ms = 0, wait_ms = 0;
+  uint64_t seed = 0;
+  CLI::App* run = app.add_subcommand("run", "Run lock implementations through a scenario and write a report");
+  run->add_option("--impl", raw_impls,
+                  "Locks to test: built-in names (comma-separated; default: all built-in), or "
+                  "'exec:COMMAND' / 'NAME=exec:COMMAND' / 'exec:@file.json' for a plug-in. Repeatable.")
+      ->envname("LOCKSTORM_IMPL");
+  run->add_option("--scenario", ro.scenario, "Built-in scenario name (see `lockstorm list`)")
+      ->envname("LOCKSTORM_SCENARIO");
+  auto* o_clients = run->add_option("--clients", clients, "Concurrent clients (scenario default: 16)");
+  auto* o_keys = run->add_option("--keys", keys, "Keys contended on (default 1)");
+  auto* o_duration = run->add_option("--duration", duration_s, "Seconds per implementation (default 10)")
+                         ->envname("LOCKSTORM_DURATION");
+  auto* o_ttl = run->add_option("--ttl-ms", ttl_ms, "Lock TTL in ms (default 500)");
+  auto* o_wait = run->add_option("--wait-ms", wait_ms, "Acquire retry budget in ms (default 2x TTL)");
+  auto* o_seed = run->add_option("--seed", seed, "Seed of every random choice (printed when not given)")
+                     ->envname("LOCKSTORM_SEED");
+  run->add_option("--out", ro.out_dir, "Run directory to create (default runs/<time>-<seed>)")
+      ->envname("LOCKSTORM_OUT");
+  run->add_option("--servers", ro.servers,
+                  "Use these redis servers (host:port,...) instead of starting embedded ones; "
+                  "only keys under the run's prefix are touched")
+      ->envname("LOCKSTORM_SERVERS");
+  run->add_option("--nodes", ro.nodes, "Embedded nodes for multi-node locks such as redlock (default 5)");
+  run->add_option("--persistence", ro.persistence, "Embedded servers' persistence: none, rdb, aof-everysec, aof-always");
+  run->add_option("--pin", ro.pin,
+                  "CPU placement: none, same (lockstorm and servers on CPU 0), split (lockstorm on 0, servers on 1)")
+      ->envname("LOCKSTORM_PIN");
+  run->add_flag("--quiet", ro.quiet, "Print only the summary table");
+
+  CLI::App* list = app.add_subcommand("list", "List built-in locks and scenarios");
+  std::string check_dir;
+  CLI::App* check = app.add_subcommand("check", "Re-check a stored run directory's history offline");
+  check->add_option("RUN_DIR", check_dir, "Run directory (holds history.jsonl and report.json)")->required();
+
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string sub = argv[1];
+    if (sub != "run" && sub != "list" && sub != "check") {
+      std::cerr << "lockstorm: unknown command '" << sub
+                << "' (expected run, list or check; see lockstorm --help)\n";
+      return kExitUsage;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "lockstorm: " << OneLine(e.what()) << " (see lockstorm --help)\n";
+    return kExitUsage;
+  }
+
+  if (Status s = StartReaper(); !s.ok()) {
+    std::cerr << "lockstorm: " << s.message() << "\n";
+    return kExitUsage;
+  }
+  InstallShutdownHandlers();
+
+  if (*list) return ListCommand();
+  if (*check) return CheckCommand(check_dir);
+
+  ro.impls = SplitImpls(raw_impls);
+  if (*o_clients) ro.clients = clients;
+  if (*o_keys) ro.keys = keys;
+  if (*o_duration) ro.duration_s = duration_s;
+  if (*o_ttl) ro.ttl_ms = ttl_ms;
+  if (*o_wait) ro.wait_ms = wait_ms;
+  if (*o_seed) ro.seed = seed;
+  for (int i = 0; i < argc; ++i) ro.command_line += (i ? " " : "") + std::string(argv[i]);
+  return RunCommand(ro);
+}

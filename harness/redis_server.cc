@@ -1,0 +1,478 @@
+#include "harness/redis_server.h"
+
+#include <arpa/inet.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace lockstorm {
+namespace {
+
+constexpr int kMaxPortAttempts = 5;     // first Start only: the chosen port may be taken
+constexpr int64_t kStopGraceMs = 1000;  // SIGTERM grace before SIGKILL
+constexpr int64_t kInfoTimeoutMs = 2000;
+
+using Clock = std::chrono::steady_clock;
+
+timeval ToTimeval(int64_t ms) {
+  if (ms < 1) ms = 1;
+  timeval tv;
+  tv.tv_sec = static_cast<time_t>(ms / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+  return tv;
+}
+
+std::string LowerFirst(std::string s) {
+  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+// Connects to `addr` and sends `cmd` (no arguments needing escaping), all within `timeout_ms`.
+// On success *reply gets the status or bulk string answer; otherwise *error gets a short
+// lower-case reason ("connection refused", "timeout", "LOADING ...").
+bool SimpleCommand(const ServerAddress& addr, const char* cmd, int64_t timeout_ms,
+                   std::string* reply, std::string* error) {
+  timeval tv = ToTimeval(timeout_ms);
+  redisContext* c = redisConnectWithTimeout(addr.host.c_str(), addr.port, tv);
+  if (c == nullptr) {
+    *error = "out of memory";
+    return false;
+  }
+  if (c->err) {
+    *error = LowerFirst(c->errstr);
+    redisFree(c);
+    return false;
+  }
+  redisSetTimeout(c, tv);
+  auto* r = static_cast<redisReply*>(redisCommand(c, cmd));
+  bool ok = false;
+  if (r == nullptr) {
+    std::string e = c->errstr;
+    // hiredis 0.14 reports a read timeout as EAGAIN ("Resource temporarily unavailable").
+    if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                                   e.find("temporarily unavailable") != std::string::npos)) {
+      *error = "timeout";
+    } else {
+      *error = LowerFirst(e.empty() ? "connection lost" : e);
+    }
+  } else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) {
+    reply->assign(r->str, r->len);
+    ok = true;
+  } else if (r->type == REDIS_REPLY_ERROR) {
+    error->assign(r->str, r->len);
+  } else {
+    *error = "unexpected reply type " + std::to_string(r->type);
+  }
+  if (r != nullptr) freeReplyObject(r);
+  redisFree(c);
+  return ok;
+}
+
+bool Ping(const ServerAddress& addr, int64_t timeout_ms, std::string* error) {
+  std::string reply;
+  if (!SimpleCommand(addr, "PING", timeout_ms, &reply, error)) return false;
+  if (reply != "PONG") {
+    *error = "unexpected PING reply '" + reply + "'";
+    return false;
+  }
+  return true;
+}
+
+// Quotes a value for redis.conf (double quotes, backslash escapes).
+std::string ConfQuote(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+// Returns the executable `prog` resolves to, or "" (PATH lookup when it has no '/').
+std::string FindExecutable(const std::string& prog) {
+  if (prog.find('/') != std::string::npos) return access(prog.c_str(), X_OK) == 0 ? prog : "";
+  const char* path = getenv("PATH");
+  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find(':', start);
+    if (end == std::string::npos) end = p.size();
+    std::string dir = p.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + prog;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+// The log's contents from byte `from` on (at most the last 64 KiB of it).
+std::string ReadLogFrom(const std::string& path, int64_t from) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  f.seekg(0, std::ios::end);
+  int64_t size = static_cast<int64_t>(f.tellg());
+  int64_t start = std::max<int64_t>(from, size - 65536);
+  if (start >= size) return "";
+  f.seekg(start);
+  std::string s(static_cast<size_t>(size - start), '\0');
+  f.read(s.data(), static_cast<std::streamsize>(s.size()));
+  s.resize(static_cast<size_t>(f.gcount()));
+  return s;
+}
+
+std::string LastLine(const std::string& text) {
+  size_t end = text.find_last_not_of(" \t\r\n");
+  if (end == std::string::npos) return "";
+  size_t begin = text.find_last_of('\n', end);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  return text.substr(begin, end - begin + 1);
+}
+
+int64_t FileSize(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<int64_t>(size);
+}
+
+std::string DescribeWaitStatus(int st) {
+  if (WIFEXITED(st)) return "exit status " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) return std::string("killed by signal ") + strsignal(WTERMSIG(st));
+  return "wait status " + std::to_string(st);
+}
+
+}  // namespace
+
+const char* PersistenceName(Persistence p) {
+  switch (p) {
+    case Persistence::kNone:
+      return "none";
+    case Persistence::kRdb:
+      return "rdb";
+    case Persistence::kAofEverysec:
+      return "aof-everysec";
+    case Persistence::kAofAlways:
+      return "aof-always";
+  }
+  return "?";
+}
+
+bool ParsePersistence(const std::string& s, Persistence* out) {
+  for (Persistence p : {Persistence::kNone, Persistence::kRdb, Persistence::kAofEverysec,
+                        Persistence::kAofAlways}) {
+    if (s == PersistenceName(p)) {
+      *out = p;
+      return true;
+    }
+  }
+  return false;
+}
+
+int PickFreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = 0;
+  int port = 0;
+  socklen_t len = sizeof sa;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0) {
+    port = ntohs(sa.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// ---------------------------------------------------------------------------------------------
+// EmbeddedServer
+
+EmbeddedServer::EmbeddedServer(int index, std::string dir, ServerOptions opts)
+    : index_(index), dir_(std::move(dir)), opts_(std::move(opts)) {
+  log_path_ = dir_ + "/redis.log";
+}
+
+EmbeddedServer::~EmbeddedServer() { Stop(); }
+
+std::string EmbeddedServer::name() const { return "redis-" + std::to_string(index_); }
+
+Status EmbeddedServer::Start() {
+  if (process_) return Status::Internal(name() + ": already running");
+  if (port_ != 0) return StartOnce(nullptr);  // a restart keeps its port
+  Status s;
+  for (int attempt = 0; attempt < kMaxPortAttempts; ++attempt) {
+    port_ = PickFreePort();
+    if (port_ == 0) {
+      return Status::IoError(name() + ": cannot pick a free port on 127.0.0.1: " + strerror(errno));
+    }
+    bool port_taken = false;
+    s = StartOnce(&port_taken);
+    if (s.ok() || !port_taken) break;
+  }
+  if (!s.ok()) port_ = 0;
+  return s;
+}
+
+Status EmbeddedServer::WriteConfig(std::string* conf_path) const {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) return Status::IoError(name() + ": cannot create " + dir_ + ": " + ec.message());
+  std::string abs_dir = std::filesystem::absolute(dir_, ec).string();
+  if (ec) abs_dir = dir_;
+  std::ostringstream conf;
+  conf << "# Written by lockstorm; regenerated on every start.\n"
+       << "bind 127.0.0.1\n"
+       << "port " << port_ << "\n"
+       << "protected-mode no\n"
+       << "daemonize no\n"
+       << "dir " << ConfQuote(abs_dir) << "\n"
+       << "logfile " << ConfQuote(abs_dir + "/redis.log") << "\n"
+       << "dbfilename dump.rdb\n"
+       << "appendfilename appendonly.aof\n";
+  switch (opts_.persistence) {
+    case Persistence::kNone:
+      conf << "save \"\"\nappendonly no\n";
+      break;
+    case Persistence::kRdb:
+      conf << "save 1 1\nappendonly no\n";
+      break;
+    case Persistence::kAofEverysec:
+      conf << "save \"\"\nappendonly yes\nappendfsync everysec\n";
+      break;
+    case Persistence::kAofAlways:
+      conf << "save \"\"\nappendonly yes\nappendfsync always\n";
+      break;
+  }
+  for (const auto& line : opts_.extra_config) conf << line << "\n";
+  *conf_path = abs_dir + "/redis.conf";
+  std::ofstream f(*conf_path, std::ios::trunc);
+  f << conf.str();
+  f.close();
+  if (!f) return Status::IoError(name() + ": cannot write " + *conf_path);
+  return Status::Ok();
+}
+
+Status EmbeddedServer::StartOnce(bool* port_taken) {
+  std::string exe = FindExecutable(opts_.redis_server_path);
+  if (exe.empty()) {
+    std::string what = opts_.redis_server_path.find('/') == std::string::npos
+                           ? opts_.redis_server_path + ": not found in PATH"
+                           : opts_.redis_server_path + ": not found or not executable";
+    return Status::NotFound(what + " (install redis-server, or run scripts/setup.sh)");
+  }
+  std::string conf_path;
+  Status s = WriteConfig(&conf_path);
+  if (!s.ok()) return s;
+
+  int64_t log_start = FileSize(log_path_);
+  SpawnOptions so;
+  so.argv = {exe, conf_path};
+  so.cwd = dir_;
+  // Until redis opens its logfile (e.g. config errors), it writes to stdout/stderr.
+  so.stdout_path = log_path_;
+  so.stderr_path = log_path_;
+  std::unique_ptr<Process> p;
+  s = Spawn(so, &p);
+  if (!s.ok()) return Status::IoError(name() + ": " + s.message());
+
+  const ServerAddress addr = address();
+  const auto deadline = Clock::now() + std::chrono::milliseconds(opts_.start_timeout_ms);
+  int64_t backoff_us = 1000;
+  std::string last_error = "no answer";
+  for (;;) {
+    int st = 0;
+    if (p->Exited(&st)) {
+      std::string tail = ReadLogFrom(log_path_, log_start);
+      bool in_use = tail.find("Address already in use") != std::string::npos;
+      if (port_taken) *port_taken = in_use;
+      p->Stop(0);
+      return Status::IoError(
+          name() + ": redis-server exited during start-up (" + DescribeWaitStatus(st) +
+          (in_use ? "; port " + std::to_string(port_) + ": address already in use" : "") +
+          "); log " + log_path_ + ": " + LastLine(tail));
+    }
+    auto now = Clock::now();
+    if (now >= deadline) break;
+    int64_t left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+    if (Ping(addr, std::clamp<int64_t>(left_ms, 1, 500), &last_error)) {
+      process_ = std::move(p);
+      paused_ = false;
+      return Status::Ok();
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(backoff_us));
+    backoff_us = std::min<int64_t>(backoff_us * 2, 50000);
+  }
+  p->Stop(0);
+  return Status::Timeout(name() + ": no PING answer on " + addr.ToString() + " within " +
+                         std::to_string(opts_.start_timeout_ms) + " ms (" + last_error + "); log " +
+                         log_path_ + ": " + LastLine(ReadLogFrom(log_path_, log_start)));
+}
+
+void EmbeddedServer::Kill() {
+  if (!process_) return;
+  process_->Stop(0);  // SIGCONT + SIGKILL to the group, reaped
+  process_.reset();
+  paused_ = false;
+}
+
+void EmbeddedServer::Stop() {
+  if (!process_) return;
+  if (paused_) process_->Signal(SIGCONT);  // a stopped process cannot act on SIGTERM
+  process_->Stop(kStopGraceMs);
+  process_.reset();
+  paused_ = false;
+}
+
+void EmbeddedServer::Pause() {
+  if (!process_) return;
+  process_->Signal(SIGSTOP);
+  paused_ = true;
+}
+
+void EmbeddedServer::Resume() {
+  if (!process_) return;
+  process_->Signal(SIGCONT);
+  paused_ = false;
+}
+
+Status EmbeddedServer::Restart() {
+  Kill();
+  if (port_ == 0) return Start();
+  return StartOnce(nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServerSet
+
+ServerSet::~ServerSet() { StopAll(); }
+
+Status ServerSet::StartEmbedded(const std::string& run_dir, int n, const ServerOptions& opts) {
+  if (!addresses_.empty()) return Status::Internal("servers already set up");
+  if (n < 1) return Status::InvalidArgument("need at least one server, got " + std::to_string(n));
+  for (int i = 0; i < n; ++i) {
+    auto server =
+        std::make_unique<EmbeddedServer>(i, run_dir + "/redis-" + std::to_string(i), opts);
+    Status s = server->Start();
+    if (!s.ok()) {
+      server.reset();
+      StopAll();
+      return s;
+    }
+    servers_.push_back(std::move(server));
+  }
+  for (const auto& s : servers_) addresses_.push_back(s->address());
+  return Status::Ok();
+}
+
+Status ServerSet::UseExternal(const std::vector<ServerAddress>& addrs, int64_t timeout_ms) {
+  if (!addresses_.empty()) return Status::Internal("servers already set up");
+  if (addrs.empty()) return Status::InvalidArgument("--servers: no servers given");
+  for (const auto& a : addrs) {
+    std::string error;
+    if (!Ping(a, timeout_ms, &error)) {
+      return Status::IoError("--servers: cannot reach " + a.ToString() + ": " + error);
+    }
+  }
+  addresses_ = addrs;
+  return Status::Ok();
+}
+
+std::vector<ServerAddress> ServerSet::addresses() const { return addresses_; }
+
+std::string ServerSet::RedisVersion() const {
+  if (addresses_.empty()) return "";
+  std::string info, error;
+  if (!SimpleCommand(addresses_[0], "INFO server", kInfoTimeoutMs, &info, &error)) return "";
+  const std::string key = "redis_version:";
+  size_t pos = info.find(key);
+  if (pos == std::string::npos) return "";
+  pos += key.size();
+  size_t end = info.find_first_of("\r\n", pos);
+  return info.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+}
+
+void ServerSet::StopAll() {
+  // SIGTERM every server first so that their shutdowns (redis acts on SIGTERM from its 100 ms
+  // cron) overlap; Stop() then waits for each, bounded, and SIGKILLs what is left.
+  for (auto& s : servers_) {
+    if (!s->running()) continue;
+    s->Resume();  // a paused server cannot act on SIGTERM
+    kill(s->pid(), SIGTERM);
+  }
+  for (auto& s : servers_) s->Stop();
+  servers_.clear();
+  addresses_.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Status ParseServerList(const std::string& flag, const std::string& list,
+                       std::vector<ServerAddress>* out) {
+  auto trim = [](const std::string& s) {
+    size_t b = s.find_first_not_of(" \t");
+    if (b == std::string::npos) return std::string();
+    size_t e = s.find_last_not_of(" \t");
+    return s.substr(b, e - b + 1);
+  };
+  std::vector<ServerAddress> result;
+  if (trim(list).empty()) return Status::InvalidArgument(flag + ": empty server list");
+  size_t start = 0;
+  for (;;) {
+    size_t comma = list.find(',', start);
+    std::string entry =
+        trim(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (entry.empty()) {
+      return Status::InvalidArgument(flag + ": empty entry in '" + list +
+                                     "' (expected host:port,host:port)");
+    }
+    std::string host, port_str;
+    if (entry[0] == '[') {  // [ipv6]:port
+      size_t close = entry.find(']');
+      if (close == std::string::npos || close + 1 >= entry.size() || entry[close + 1] != ':') {
+        return Status::InvalidArgument(flag + ": bad entry '" + entry + "' (expected host:port)");
+      }
+      host = entry.substr(1, close - 1);
+      port_str = entry.substr(close + 2);
+    } else {
+      size_t colon = entry.rfind(':');
+      if (colon == std::string::npos || entry.find(':') != colon) {
+        return Status::InvalidArgument(flag + ": bad entry '" + entry + "' (expected host:port)");
+      }
+      host = entry.substr(0, colon);
+      port_str = entry.substr(colon + 1);
+    }
+    if (host.empty()) {
+      return Status::InvalidArgument(flag + ": missing host in '" + entry +
+                                     "' (expected host:port)");
+    }
+    bool digits = !port_str.empty() && port_str.size() <= 5 &&
+                  std::all_of(port_str.begin(), port_str.end(),
+                              [](char ch) { return ch >= '0' && ch <= '9'; });
+    int port = digits ? std::stoi(port_str) : 0;
+    if (port < 1 || port > 65535) {
+      return Status::InvalidArgument(flag + ": bad port in '" + entry + "' (must be 1..65535)");
+    }
+    result.push_back({host, port});
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  *out = std::move(result);
+  return Status::Ok();
+}
+
+}  // namespace lockstorm

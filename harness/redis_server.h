@@ -1,0 +1,110 @@
+// Embedded Redis: real redis-server processes that lockstorm starts, owns and always stops.
+//
+// A ServerSet starts N redis-server processes on free loopback ports, each with its own
+// directory under the run directory (config file, data files, log), waits (bounded) until each
+// answers PING, and stops them all when destroyed. Children are started through Spawn(), so
+// they also die when lockstorm is interrupted (Ctrl-C/SIGTERM, handled by main) or killed with
+// SIGKILL (PR_SET_PDEATHSIG + the reaper).
+//
+// Only servers started here may be crashed, paused, restarted or reconfigured: the methods
+// that do so exist only on EmbeddedServer. Servers given by --servers are plain addresses.
+//
+// Thread-safety: a ServerSet is used from the runner's control thread; Kill/Restart/Pause may
+// run concurrently with client threads talking to the servers (that is the point of them).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/process.h"
+#include "harness/status.h"
+#include "harness/transport.h"
+
+namespace lockstorm {
+
+enum class Persistence { kNone, kRdb, kAofEverysec, kAofAlways };
+const char* PersistenceName(Persistence p);  // "none", "rdb", "aof-everysec", "aof-always"
+bool ParsePersistence(const std::string& s, Persistence* out);
+
+struct ServerOptions {
+  Persistence persistence = Persistence::kNone;
+  std::string redis_server_path = "redis-server";  // looked up in PATH
+  int64_t start_timeout_ms = 10000;                 // bound on waiting for PING
+  std::vector<std::string> extra_config;            // extra redis.conf lines
+};
+
+class EmbeddedServer {
+ public:
+  EmbeddedServer(int index, std::string dir, ServerOptions opts);
+  ~EmbeddedServer();  // stops the process
+
+  // Starts redis-server on a free loopback port (keeps the port across restarts) and waits
+  // for PING. Fails with one line naming the server and the reason (binary missing, exited,
+  // no PING within start_timeout_ms — the log path is named).
+  Status Start();
+  void Kill();                       // SIGKILL, reaped; data files stay (for restart)
+  void Pause();                      // SIGSTOP
+  void Resume();                     // SIGCONT
+  Status Restart();                  // Start() again on the same port and data dir
+                                     // (Kill()s first if still running)
+  // Orderly stop: SIGCONT if paused, SIGTERM, a short grace, then SIGKILL; reaped. Bounded.
+  // No-op if not running. The destructor calls it.
+  void Stop();
+  // "redis-<index>", used in messages.
+  std::string name() const;
+  bool running() const { return process_ != nullptr; }
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
+  ServerAddress address() const { return {"127.0.0.1", port_}; }
+  const std::string& log_path() const { return log_path_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  int index_;
+  std::string dir_;
+  std::string log_path_;
+  ServerOptions opts_;
+  int port_ = 0;
+  std::unique_ptr<Process> process_;
+  bool paused_ = false;
+
+  // Writes dir_/redis.conf for port_ (creating dir_).
+  Status WriteConfig(std::string* conf_path) const;
+  // One start attempt on port_. If `port_taken` is non-null it is set when redis exited
+  // because the port was in use (the caller may retry with another port).
+  Status StartOnce(bool* port_taken);
+};
+
+class ServerSet {
+ public:
+  ServerSet() = default;
+  ~ServerSet();  // stops every server
+
+  // Starts `n` servers in `run_dir`/redis-<i>/. On failure stops what was started.
+  Status StartEmbedded(const std::string& run_dir, int n, const ServerOptions& opts);
+  // Uses servers the user runs: checks each answers PING within `timeout_ms`. Never starts,
+  // stops or reconfigures them.
+  Status UseExternal(const std::vector<ServerAddress>& addrs, int64_t timeout_ms);
+
+  bool embedded() const { return !servers_.empty(); }
+  std::vector<ServerAddress> addresses() const;
+  EmbeddedServer* server(int i) { return servers_.at(static_cast<size_t>(i)).get(); }
+  int size() const { return static_cast<int>(addresses_.size()); }
+  // "7.0.15" from INFO server of node 0, "" if unknown.
+  std::string RedisVersion() const;
+  void StopAll();
+
+ private:
+  std::vector<std::unique_ptr<EmbeddedServer>> servers_;
+  std::vector<ServerAddress> addresses_;
+};
+
+// Parses "host:port,host:port". Error names the flag and the bad entry.
+Status ParseServerList(const std::string& flag, const std::string& list,
+                       std::vector<ServerAddress>* out);
+
+// Binds port 0 on 127.0.0.1 and returns the port the kernel chose (0 on failure).
+int PickFreePort();
+
+}  // namespace lockstorm

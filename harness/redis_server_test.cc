@@ -1,0 +1,102 @@
+// Unit tests for the parts of harness/redis_server.h that need no redis-server.
+#include "harness/redis_server.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace lockstorm {
+namespace {
+
+TEST(ParseServerListTest, ParsesHostPortList) {
+  std::vector<ServerAddress> out;
+  ASSERT_TRUE(ParseServerList("--servers", "127.0.0.1:6379, localhost:1 ,h:65535", &out).ok());
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].host, "127.0.0.1");
+  EXPECT_EQ(out[0].port, 6379);
+  EXPECT_EQ(out[1].host, "localhost");
+  EXPECT_EQ(out[1].port, 1);
+  EXPECT_EQ(out[2].ToString(), "h:65535");
+}
+
+TEST(ParseServerListTest, ParsesBracketedIpv6) {
+  std::vector<ServerAddress> out;
+  ASSERT_TRUE(ParseServerList("--servers", "[::1]:7000", &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].host, "::1");
+  EXPECT_EQ(out[0].port, 7000);
+}
+
+TEST(ParseServerListTest, BadInputsFailWithOneLineNamingFlagAndEntry) {
+  struct Case {
+    std::string list;
+    std::string must_mention;
+  };
+  const std::vector<Case> cases = {
+      {"", "empty"},
+      {"   ", "empty"},
+      {"127.0.0.1", "'127.0.0.1'"},
+      {"127.0.0.1:", "'127.0.0.1:'"},
+      {":6379", "':6379'"},
+      {"h:0", "'h:0'"},
+      {"h:65536", "'h:65536'"},
+      {"h:-1", "'h:-1'"},
+      {"h:99999999999999999999", "'h:99999999999999999999'"},
+      {"h:12x", "'h:12x'"},
+      {"h:1,,h:2", "empty entry"},
+      {"h:1,", "empty entry"},
+      {"a:b:1", "'a:b:1'"},
+      {"[::1]7000", "'[::1]7000'"},
+  };
+  for (const auto& c : cases) {
+    std::vector<ServerAddress> out = {{"keep", 1}};
+    Status s = ParseServerList("--servers", c.list, &out);
+    ASSERT_FALSE(s.ok()) << "accepted '" << c.list << "'";
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+    EXPECT_EQ(s.message().rfind("--servers: ", 0), 0u) << s.message();
+    EXPECT_NE(s.message().find(c.must_mention), std::string::npos) << s.message();
+    EXPECT_EQ(s.message().find('\n'), std::string::npos) << s.message();
+    ASSERT_EQ(out.size(), 1u) << "output changed on error";
+    EXPECT_EQ(out[0].host, "keep");
+  }
+}
+
+TEST(ParseServerListTest, ErrorNamesTheGivenFlag) {
+  std::vector<ServerAddress> out;
+  Status s = ParseServerList("--sentinels", "x", &out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message().rfind("--sentinels: ", 0), 0u) << s.message();
+}
+
+TEST(PersistenceTest, NamesRoundTrip) {
+  for (Persistence p : {Persistence::kNone, Persistence::kRdb, Persistence::kAofEverysec,
+                        Persistence::kAofAlways}) {
+    Persistence parsed = Persistence::kNone;
+    ASSERT_TRUE(ParsePersistence(PersistenceName(p), &parsed)) << PersistenceName(p);
+    EXPECT_EQ(parsed, p);
+  }
+  EXPECT_STREQ(PersistenceName(Persistence::kAofAlways), "aof-always");
+  Persistence unchanged = Persistence::kRdb;
+  EXPECT_FALSE(ParsePersistence("aof", &unchanged));
+  EXPECT_FALSE(ParsePersistence("", &unchanged));
+  EXPECT_EQ(unchanged, Persistence::kRdb);
+}
+
+TEST(PickFreePortTest, ReturnsAUsablePort) {
+  int port = PickFreePort();
+  EXPECT_GE(port, 1);
+  EXPECT_LE(port, 65535);
+}
+
+TEST(ServerSetTest, EmptySetHasNoServers) {
+  ServerSet set;
+  EXPECT_FALSE(set.embedded());
+  EXPECT_EQ(set.size(), 0);
+  EXPECT_TRUE(set.addresses().empty());
+  EXPECT_EQ(set.RedisVersion(), "");
+  set.StopAll();  // harmless when empty
+}
+
+}  // namespace
+}  // namespace lockstorm

@@ -1,0 +1,454 @@
+#include "harness/run.h"
+
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "harness/checker.h"
+#include "harness/exec_lock.h"
+#include "harness/history.h"
+#include "harness/redis_server.h"
+#include "harness/runner.h"
+#include "harness/shutdown.h"
+#include "harness/witness.h"
+#include "impls/registry.h"
+#include "reports/report.h"
+#include "scenarios/scenario.h"
+
+namespace lockstorm {
+namespace {
+
+namespace fs = std::filesystem;
+
+int UsageError(const std::string& line) {
+  std::cerr << "lockstorm: " << line << "\n";
+  return kExitUsage;
+}
+
+std::string CpuListOf(pid_t pid) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(pid, sizeof set, &set) != 0) return "?";
+  std::string out;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (!CPU_ISSET(c, &set)) continue;
+    if (!out.empty()) out += ",";
+    out += std::to_string(c);
+  }
+  return out;
+}
+
+// Pins every thread of `pid` to `cpu`. Returns false if the kernel refused.
+bool PinProcess(pid_t pid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  bool ok = true;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    pid_t tid = static_cast<pid_t>(std::stol(e.path().filename().string()));
+    ok = sched_setaffinity(tid, sizeof set, &set) == 0 && ok;
+  }
+  return ok && !ec;
+}
+
+std::string Hostname() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string IsoTimeUtc(std::time_t t) {
+  char buf[64];
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Resolves --impl values (built-in names or exec specs) into ImplUnderTest entries.
+Status ResolveImpls(const std::vector<std::string>& values, const std::string& run_dir,
+                    std::vector<ImplUnderTest>* out) {
+  for (const std::string& v : values) {
+    if (IsExecImpl(v)) {
+      ExecSpec spec;
+      Status s = ParseExecImpl(v, &spec);
+      if (!s.ok()) return s;
+      ImplUnderTest impl;
+      impl.name = spec.name;
+      impl.expected_unsafe = spec.expected_unsafe;
+      impl.builtin = false;
+      impl.multi_node = true;  // a plug-in is handed every node; it decides what to use
+      std::string stderr_path = run_dir + "/exec-" + spec.name + ".stderr.log";
+      // The plug-in connects by itself: it gets addresses, not the transport.
+      impl.make = [spec, stderr_path](int, const LockEnv& env,
+                                      const std::vector<ServerAddress>& servers) {
+        return NewExecLock(spec, env.client_id, env.seed, servers, stderr_path);
+      };
+      out->push_back(std::move(impl));
+      continue;
+    }
+    const ImplInfo* info = FindBuiltinImpl(v);
+    if (!info) {
+      return Status::InvalidArgument("--impl: unknown implementation '" + v +
+                                     "' (see `lockstorm list`, or use exec:COMMAND)");
+    }
+    ImplUnderTest impl;
+    impl.name = info->name;
+    impl.expected_unsafe = info->expected_unsafe;
+    impl.multi_node = info->multi_node;
+    auto make = info->make;
+    impl.make = [make](int, const LockEnv& env, const std::vector<ServerAddress>&) {
+      return make(env);
+    };
+    out->push_back(std::move(impl));
+  }
+  for (size_t i = 0; i < out->size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if ((*out)[i].name == (*out)[j].name)
+        return Status::InvalidArgument("--impl: '" + (*out)[i].name + "' given twice");
+  return Status::Ok();
+}
+
+Status ApplyOverrides(const RunOptions& o, Scenario* sc) {
+  Workload& w = sc->workload;
+  if (o.clients) {
+    if (*o.clients < 1 || *o.clients > 10000)
+      return Status::InvalidArgument("--clients: expected 1..10000, got " + std::to_string(*o.clients));
+    w.clients = *o.clients;
+  }
+  if (o.keys) {
+    if (*o.keys < 1 || *o.keys > 1000000)
+      return Status::InvalidArgument("--keys: expected 1..1000000, got " + std::to_string(*o.keys));
+    w.keys = *o.keys;
+  }
+  if (o.duration_s) {
+    if (!(*o.duration_s > 0) || *o.duration_s > 86400)
+      return Status::InvalidArgument("--duration: expected seconds in (0, 86400]");
+    w.duration_ms = static_cast<int64_t>(*o.duration_s * 1000);
+  }
+  if (o.ttl_ms) {
+    if (*o.ttl_ms < 10 || *o.ttl_ms > 3600000)
+      return Status::InvalidArgument("--ttl-ms: expected 10..3600000, got " + std::to_string(*o.ttl_ms));
+    // Holds and the wait budget scale with the TTL.
+    if (!o.wait_ms) w.wait_ms = w.wait_ms * *o.ttl_ms / w.ttl_ms;
+    w.ttl_ms = *o.ttl_ms;
+  }
+  if (o.wait_ms) {
+    if (*o.wait_ms < 0 || *o.wait_ms > 3600000)
+      return Status::InvalidArgument("--wait-ms: expected 0..3600000");
+    w.wait_ms = *o.wait_ms;
+  }
+  if (!o.persistence.empty() && !ParsePersistence(o.persistence, &sc->persistence)) {
+    return Status::InvalidArgument("--persistence: expected none, rdb, aof-everysec or aof-always, got '" +
+                                   o.persistence + "'");
+  }
+  return Status::Ok();
+}
+
+nlohmann::json WorkloadJson(const Workload& w) {
+  nlohmann::json holds = nlohmann::json::array();
+  for (const auto& b : w.holds) holds.push_back({{"weight", b.weight}, {"lo_ttl_frac", b.lo_ttl_frac}, {"hi_ttl_frac", b.hi_ttl_frac}});
+  return {{"clients", w.clients}, {"keys", w.keys},        {"duration_ms", w.duration_ms},
+          {"ttl_ms", w.ttl_ms},   {"wait_ms", w.wait_ms},   {"holds", holds},
+          {"extend", w.extend},   {"check_lease", w.check_lease}};
+}
+
+// Stale writes the witness accepted, from the history's kWrite events (per impl×scenario).
+int64_t StaleWritesAccepted(const std::vector<Event>& events, const std::string& impl,
+                            const std::string& scenario) {
+  std::vector<const Event*> writes;
+  for (const Event& e : events)
+    if (e.type == OpType::kWrite && e.impl == impl && e.scenario == scenario) writes.push_back(&e);
+  std::stable_sort(writes.begin(), writes.end(),
+                   [](const Event* a, const Event* b) { return a->complete_us < b->complete_us; });
+  std::map<std::string, int64_t> highest;
+  int64_t stale = 0;
+  for (const Event* e : writes) {
+    if (e->outcome != Outcome::kOk || !e->fence) continue;
+    auto it = highest.find(e->key);
+    if (it != highest.end() && *e->fence < it->second) ++stale;
+    if (it == highest.end() || *e->fence > it->second) highest[e->key] = *e->fence;
+  }
+  return stale;
+}
+
+// Deletes every key under `prefix` (SCAN + DEL, bounded), on every node. Only the run's own
+// keys: safe on servers lockstorm did not start.
+void CleanupKeys(const std::vector<ServerAddress>& servers, const std::string& prefix) {
+  auto t = NewRedisTransport(servers);
+  for (int n = 0; n < t->node_count(); ++n) {
+    std::string cursor = "0";
+    for (int round = 0; round < 100000; ++round) {
+      Reply r = t->Call(n, {"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"}, 2000000);
+      if (r.type != Reply::Type::kArray || r.elements.size() != 2) break;
+      cursor = r.elements[0].str;
+      Command del = {"DEL"};
+      for (const auto& k : r.elements[1].elements) del.push_back(k.str);
+      if (del.size() > 1) t->Call(n, del, 2000000);
+      if (cursor == "0") break;
+    }
+  }
+}
+
+}  // namespace
+
+int RunCommand(const RunOptions& o) {
+  // --- configuration: every problem here is one line and exit 4.
+  const Scenario* base = FindBuiltinScenario(o.scenario);
+  if (!base) {
+    return UsageError("--scenario: unknown scenario '" + o.scenario + "' (see `lockstorm list`)");
+  }
+  Scenario scenario = *base;
+  if (Status s = ApplyOverrides(o, &scenario); !s.ok()) return UsageError(s.message());
+  if (o.pin != "none" && o.pin != "same" && o.pin != "split") {
+    return UsageError("--pin: expected none, same or split, got '" + o.pin + "'");
+  }
+  if (o.nodes < 1 || o.nodes > 15) return UsageError("--nodes: expected 1..15");
+  std::vector<ServerAddress> external;
+  if (!o.servers.empty()) {
+    if (Status s = ParseServerList("--servers", o.servers, &external); !s.ok())
+      return UsageError(s.message());
+  }
+  const uint64_t seed = o.seed ? *o.seed : std::random_device{}() * 0x100000000ULL + std::random_device{}();
+  const std::time_t start_time = std::time(nullptr);
+  std::string run_dir = o.out_dir;
+  if (run_dir.empty()) {
+    char stamp[32];
+    std::tm tm{};
+    localtime_r(&start_time, &tm);
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    run_dir = std::string("runs/") + stamp + "-" + std::to_string(seed);
+  }
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec || !fs::is_directory(run_dir)) {
+    return UsageError("--out: cannot create directory '" + run_dir + "': " +
+                      (ec ? ec.message() : "not a directory"));
+  }
+  {
+    std::ofstream probe(run_dir + "/config.json");
+    if (!probe) return UsageError("--out: directory '" + run_dir + "' is not writable");
+  }
+  std::vector<ImplUnderTest> impls;
+  std::vector<std::string> impl_values = o.impls;
+  if (impl_values.empty())
+    for (const ImplInfo& i : BuiltinImpls()) impl_values.push_back(i.name);
+  if (Status s = ResolveImpls(impl_values, run_dir, &impls); !s.ok()) return UsageError(s.message());
+
+  // --- servers.
+  int nodes = 1;
+  for (const auto& i : impls)
+    if (i.multi_node) nodes = o.nodes;
+  ServerSet servers;
+  if (external.empty()) {
+    ServerOptions sopts;
+    sopts.persistence = scenario.persistence;
+    if (Status s = servers.StartEmbedded(run_dir, nodes, sopts); !s.ok()) return UsageError(s.message());
+  } else {
+    if (Status s = servers.UseExternal(external, 2000); !s.ok()) return UsageError(s.message());
+  }
+  nlohmann::json server_list = nlohmann::json::array();
+  for (int i = 0; i < servers.size(); ++i) {
+    nlohmann::json sj = {{"address", servers.addresses()[static_cast<size_t>(i)].ToString()},
+                         {"embedded", servers.embedded()}};
+    if (servers.embedded()) {
+      sj["pid"] = servers.server(i)->pid();
+      sj["log"] = servers.server(i)->log_path();
+    }
+    server_list.push_back(sj);
+  }
+  // Placement: "same" puts lockstorm and the servers on CPU 0, "split" lockstorm on 0 and
+  // the servers on 1 (the round trip differs several-fold on a 2-vCPU machine).
+  const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+  if (o.pin != "none") {
+    PinProcess(getpid(), 0);
+    if (servers.embedded())
+      for (int i = 0; i < servers.size(); ++i)
+        PinProcess(servers.server(i)->pid(), o.pin == "split" && ncpu > 1 ? 1 : 0);
+  }
+  nlohmann::json cpu = {{"cores", ncpu}, {"pin", o.pin}, {"lockstorm_cpus", CpuListOf(getpid())}};
+  if (servers.embedded()) {
+    nlohmann::json sc = nlohmann::json::array();
+    for (int i = 0; i < servers.size(); ++i) sc.push_back(CpuListOf(servers.server(i)->pid()));
+    cpu["server_cpus"] = sc;
+  }
+  {
+    std::ofstream f(run_dir + "/servers.json");
+    f << server_list.dump(2) << "\n";
+  }
+
+  // --- context and config.
+  std::string run_id;
+  {
+    std::mt19937_64 rng(std::random_device{}());
+    run_id = RandomToken(rng).substr(0, 12);
+  }
+  const std::string key_prefix = "lockstorm:" + run_id + ":";
+  nlohmann::json impl_names = nlohmann::json::array();
+  for (const auto& i : impls) impl_names.push_back(i.name);
+  nlohmann::json config = {
+      {"impls", impl_names},   {"scenario", scenario.name},
+      {"workload", WorkloadJson(scenario.workload)},
+      {"persistence", PersistenceName(scenario.persistence)},
+      {"nodes", servers.size()}, {"servers", server_list},
+      {"embedded", servers.embedded()}, {"key_prefix", key_prefix},
+      {"seed", seed},           {"run_dir", run_dir}};
+  {
+    std::ofstream f(run_dir + "/config.json");
+    f << config.dump(2) << "\n";
+  }
+  RunReport report;
+  report.context = {{"lockstorm_version", LOCKSTORM_VERSION},
+                    {"git_revision", LOCKSTORM_GIT_REVISION},
+                    {"redis_version", servers.RedisVersion()},
+                    {"seed", seed},
+                    {"host", Hostname()},
+                    {"cpu", cpu},
+                    {"start_time", IsoTimeUtc(start_time)},
+                    {"command_line", o.command_line},
+                    {"config", config}};
+
+  HistoryWriter history;
+  if (Status s = history.Open(run_dir + "/history.jsonl"); !s.ok()) return UsageError(s.message());
+  Witness witness;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done.load()) {
+      if (WaitForShutdownOrTimeout(50)) {
+        stop.store(true);
+        return;
+      }
+    }
+  });
+
+  if (!o.quiet) {
+    std::cout << "lockstorm " << LOCKSTORM_VERSION << ": seed " << seed << ", run dir " << run_dir
+              << ", " << servers.size() << (servers.embedded() ? " embedded" : " external")
+              << " redis-server(s) " << servers.RedisVersion() << ", scenario " << scenario.name
+              << ", " << scenario.workload.clients << " clients x " << scenario.workload.duration_ms / 1000.0
+              << " s per impl" << std::endl;
+  }
+  std::vector<RunStats> all_stats;
+  for (const ImplUnderTest& impl : impls) {
+    if (stop.load()) break;
+    RunContext ctx;
+    ctx.servers = servers.addresses();
+    if (!impl.multi_node) ctx.servers.resize(1);
+    ctx.history = &history;
+    ctx.witness = &witness;
+    ctx.key_prefix = key_prefix;
+    ctx.seed = seed;
+    ctx.stop = &stop;
+    if (!o.quiet) std::cout << "  running " << impl.name << " ..." << std::flush;
+    all_stats.push_back(RunWorkload(impl, scenario, ctx));
+    if (!o.quiet) std::cout << " " << all_stats.back().acquired << " acquired" << std::endl;
+  }
+  done.store(true);
+  watcher.join();
+  report.interrupted = stop.load();
+  history.Flush();
+
+  // --- check and report.
+  const std::vector<Event> events = history.Snapshot();
+  auto checks = CheckMutualExclusion(events);
+  for (size_t i = 0; i < all_stats.size(); ++i) {
+    ResultRow row;
+    row.impl = impls[i].name;
+    row.scenario = scenario.name;
+    row.expected_unsafe = impls[i].expected_unsafe.count(scenario.name) > 0;
+    row.stats = all_stats[i];
+    auto it = checks.find({row.impl, row.scenario});
+    if (it != checks.end()) row.check = it->second;
+    row.stale_writes_accepted = StaleWritesAccepted(events, row.impl, row.scenario);
+    row.verdict = VerdictFor(row.check, row.expected_unsafe, row.stale_writes_accepted);
+    report.rows.push_back(std::move(row));
+  }
+  report.exit_code = ExitCodeFor(report.rows, report.interrupted);
+  CleanupKeys(servers.addresses(), key_prefix);
+  {
+    std::ofstream f(run_dir + "/report.json");
+    f << ReportToJson(report).dump(2) << "\n";
+    if (!f) return UsageError("--out: cannot write " + run_dir + "/report.json");
+  }
+  std::cout << "\n" << ConsoleTable(report);
+  std::string details = ConsoleViolations(report, 3);
+  if (!details.empty()) std::cout << "\n" << details;
+  std::cout << "\nreport: " << run_dir << "/report.json  (exit " << report.exit_code << ")"
+            << (report.interrupted ? " — interrupted" : "") << std::endl;
+  servers.StopAll();
+  return report.exit_code;
+}
+
+int ListCommand() {
+  std::cout << "Built-in locks:\n";
+  for (const ImplInfo& i : BuiltinImpls()) {
+    std::cout << "  " << i.name << (i.multi_node ? "  (multi-node)" : "") << "\n"
+              << "      " << i.description << "\n"
+              << "      weakness: " << (i.weakness.empty() ? "none known" : i.weakness) << "\n";
+    if (!i.expected_unsafe.empty()) {
+      std::cout << "      expected to violate in:";
+      for (const auto& s : i.expected_unsafe) std::cout << " " << s;
+      std::cout << "\n";
+    }
+  }
+  std::cout << "  exec:COMMAND  any lock in any language (docs/exec-protocol.md)\n\n";
+  std::cout << "Scenarios:\n";
+  for (const Scenario& s : BuiltinScenarios()) {
+    std::cout << "  " << s.name << "\n      " << s.description << "\n";
+  }
+  return kExitOk;
+}
+
+int CheckCommand(const std::string& run_dir) {
+  std::vector<Event> events;
+  if (Status s = ReadHistory(run_dir + "/history.jsonl", &events); !s.ok())
+    return UsageError(s.message());
+  std::ifstream rf(run_dir + "/report.json");
+  if (!rf) return UsageError("check: cannot read " + run_dir + "/report.json");
+  nlohmann::json stored;
+  try {
+    stored = nlohmann::json::parse(rf);
+  } catch (const std::exception& e) {
+    return UsageError("check: " + run_dir + "/report.json: not valid JSON: " + e.what());
+  }
+  auto checks = CheckMutualExclusion(events);
+  RunReport report;
+  report.context = stored.value("context", nlohmann::json::object());
+  int changed = 0;
+  for (const auto& r : stored.value("results", nlohmann::json::array())) {
+    ResultRow row;
+    row.impl = r.value("impl", "");
+    row.scenario = r.value("scenario", "");
+    row.expected_unsafe = r.value("expected_unsafe", false);
+    auto it = checks.find({row.impl, row.scenario});
+    if (it != checks.end()) row.check = it->second;
+    row.stale_writes_accepted = StaleWritesAccepted(events, row.impl, row.scenario);
+    row.verdict = VerdictFor(row.check, row.expected_unsafe, row.stale_writes_accepted);
+    const std::string was = r.value("verdict", "");
+    std::cout << row.impl << "/" << row.scenario << ": " << row.verdict
+              << " (violations " << row.check.violation_count << ", lost updates "
+              << row.check.lost_updates << ")" << (was == row.verdict ? "" : "  [stored: " + was + "]")
+              << "\n";
+    if (was != row.verdict) ++changed;
+    report.rows.push_back(std::move(row));
+  }
+  std::cout << ConsoleViolations(report, 3);
+  report.exit_code = ExitCodeFor(report.rows, stored.value("summary", nlohmann::json::object())
+                                                  .value("interrupted", false));
+  std::cout << (changed ? std::to_string(changed) + " verdict(s) differ from the stored report\n"
+                        : "verdicts match the stored report\n");
+  return report.exit_code;
+}
+
+}  // namespace lockstorm

@@ -1,0 +1,42 @@
+// The `run`, `list` and `check` commands: everything between the command line and the
+// reports. main.cc only parses flags into these structs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/status.h"
+
+namespace lockstorm {
+
+struct RunOptions {
+  std::vector<std::string> impls;       // built-in names or exec specs, in order
+  std::string scenario = "contention";  // built-in scenario name
+  std::optional<int> clients;           // overrides of the scenario's workload
+  std::optional<int> keys;
+  std::optional<double> duration_s;
+  std::optional<int64_t> ttl_ms;
+  std::optional<int64_t> wait_ms;
+  std::optional<uint64_t> seed;         // random if absent (printed)
+  std::string out_dir;                  // the run directory; default runs/<time>-<seed>
+  std::string servers;                  // external servers "host:port,..." (empty: embedded)
+  int nodes = 5;                        // embedded nodes when a multi-node lock runs
+  std::string persistence;              // overrides the scenario's ("" = keep)
+  std::string pin = "none";             // none | same | split
+  bool quiet = false;
+  std::string command_line;             // for the report's context
+};
+
+// Runs the comparison; returns the process exit code (reports/report.h ExitCode). Usage and
+// infrastructure errors print one line to stderr and return 4.
+int RunCommand(const RunOptions& opts);
+
+// Prints the built-in locks and scenarios.
+int ListCommand();
+
+// Re-checks a stored run directory offline and prints the table; returns the exit code.
+int CheckCommand(const std::string& run_dir);
+
+}  // namespace lockstorm

@@ -1,0 +1,83 @@
+// Runner: drives one lock implementation through one scenario's workload.
+//
+// For each client a thread owns one Lock (built with its own Transport and Clock) and loops
+//   acquire(key, ttl, wait) → critical section → release
+// until the duration ends. The critical section reads the guarded resource (a deliberately
+// non-atomic read-modify-write per key), holds for a time drawn from the scenario's hold
+// mixture (some holds overrun the TTL), optionally extends, writes value+1, writes the fenced
+// witness when the lease carries a fencing token, and releases — always, as a finally block
+// would, even after the lease has expired. An honest client (check_lease) abandons its
+// write once its validity deadline passes; a careless/paused one writes anyway.
+//
+// Every operation goes to the HistoryWriter; latencies go to per-client histograms merged at
+// the end. One seed reproduces every random choice of the workload (keys, holds, tokens).
+// Thread-safety: RunWorkload is called from one thread; it starts and joins its own.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "harness/histogram.h"
+#include "harness/history.h"
+#include "harness/lock.h"
+#include "harness/witness.h"
+#include "scenarios/scenario.h"
+
+namespace lockstorm {
+
+// A lock under test, whatever its origin (built-in table or exec plug-in).
+struct ImplUnderTest {
+  std::string name;
+  std::set<std::string> expected_unsafe;
+  bool multi_node = false;
+  bool builtin = true;
+  // Builds client `index`'s lock. `env` carries that client's transport, clock and seed;
+  // `servers` are the addresses, for plug-ins that connect by themselves (built-in locks
+  // must use env.transport).
+  std::function<std::unique_ptr<Lock>(int index, const LockEnv& env,
+                                      const std::vector<ServerAddress>& servers)>
+      make;
+};
+
+struct RunStats {
+  std::string impl;
+  std::string scenario;
+  int64_t attempts = 0;       // acquire tries (a waiting acquire retries)
+  int64_t acquires = 0;       // acquire operations
+  int64_t acquired = 0;       // ... that returned ok
+  int64_t contended = 0;      // ... that returned fail (wait budget spent)
+  int64_t unknown = 0;        // ... that returned unknown
+  int64_t releases_ok = 0, releases_fail = 0, releases_unknown = 0;
+  int64_t extends_ok = 0, extends_fail = 0, extends_unknown = 0;
+  int64_t abandoned = 0;      // critical sections given up because validity ran out
+  int64_t witness_rejected = 0;
+  std::vector<int64_t> acquired_per_client;
+  std::vector<std::string> infra_errors;  // plug-in crashes/hangs/garbage (capped)
+  int64_t infra_error_count = 0;
+  int64_t elapsed_us = 0;
+  Histogram acquire_us;       // ok acquires, invoke → complete (includes waiting)
+  Histogram release_us;
+  Histogram extend_us;
+};
+
+struct RunContext {
+  std::vector<ServerAddress> servers;   // node order
+  HistoryWriter* history = nullptr;     // not owned
+  Witness* witness = nullptr;           // not owned
+  std::string key_prefix;               // every key this run touches starts with it
+  uint64_t seed = 0;
+  const std::atomic<bool>* stop = nullptr;  // set to end early (Ctrl-C)
+};
+
+// Runs `impl` through `scenario`. Never throws; infrastructure errors are counted in stats.
+RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const RunContext& ctx);
+
+// Deterministic per-purpose seeds: SplitMix64 of (seed, a, b).
+uint64_t DeriveSeed(uint64_t seed, uint64_t a, uint64_t b = 0);
+
+}  // namespace lockstorm

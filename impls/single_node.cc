@@ -1,0 +1,239 @@
+// The four single-node built-in locks: setnx-expire, set-nx-del, token-lua and watchdog.
+// Each talks to node 0 only, through LockEnv's transport, and reads time only from its clock.
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "impls/builtin.h"
+#include "impls/common.h"
+
+namespace lockstorm {
+
+std::string RandomToken(std::mt19937_64& rng) {
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 40; ++i) s.push_back(hex[rng() & 15]);
+  return s;
+}
+
+AcquireResult RetryAcquire(Clock* clock, std::mt19937_64& rng, int64_t wait_ms,
+                           const TryAcquireFn& try_once) {
+  AcquireResult res;
+  const int64_t deadline_us = clock->NowUs() + std::max<int64_t>(wait_ms, 0) * 1000;
+  for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
+    res.attempts = attempt;
+    res.outcome = try_once(&res.lease, &res.error);
+    if (res.outcome != Outcome::kFail) return res;
+    int64_t left_us = deadline_us - clock->NowUs();
+    if (left_us <= 0) return res;
+    std::uniform_int_distribution<int64_t> delay(1000, kMaxRetryDelayMs * 1000);
+    clock->SleepUs(std::min(delay(rng), left_us));
+  }
+  return res;
+}
+
+Outcome IntegerOutcome(const Reply& r, std::string* why) {
+  if (r.is_integer(1)) return Outcome::kOk;
+  if (r.is_integer(0)) return Outcome::kFail;
+  *why = r.ToString();
+  return Outcome::kUnknown;
+}
+
+namespace {
+
+// The shape every single-node lock shares; subclasses provide the commands.
+class SingleNodeLock : public Lock {
+ public:
+  explicit SingleNodeLock(const LockEnv& env) : env_(env), rng_(env.seed) {}
+
+  AcquireResult Acquire(const std::string& key, int64_t ttl_ms, int64_t wait_ms) override {
+    return RetryAcquire(env_.clock, rng_, wait_ms, [&](Lease* lease, std::string* why) {
+      const int64_t start_us = env_.clock->NowUs();
+      std::string token = RandomToken(rng_);
+      Outcome o = TryOnce(key, token, ttl_ms, why);
+      if (o == Outcome::kOk) {
+        lease->key = key;
+        lease->token = token;
+        lease->valid_ms = ttl_ms - (env_.clock->NowUs() - start_us + 999) / 1000;
+      }
+      return o;
+    });
+  }
+
+  ExtendResult Extend(const Lease& lease, int64_t ttl_ms) override {
+    ExtendResult res;
+    const int64_t start_us = env_.clock->NowUs();
+    Reply r = Call(ExtendCommand(lease, ttl_ms), ttl_ms);
+    res.outcome = IntegerOutcome(r, &res.error);
+    if (res.outcome == Outcome::kOk) {
+      res.valid_ms = ttl_ms - (env_.clock->NowUs() - start_us + 999) / 1000;
+    }
+    return res;
+  }
+
+  ReleaseResult Release(const Lease& lease) override {
+    ReleaseResult res;
+    Reply r = Call(ReleaseCommand(lease), 1000);
+    res.outcome = IntegerOutcome(r, &res.error);
+    return res;
+  }
+
+ protected:
+  // One try: kOk if the lock is now ours.
+  virtual Outcome TryOnce(const std::string& key, const std::string& token, int64_t ttl_ms,
+                          std::string* why) = 0;
+  virtual Command ReleaseCommand(const Lease& lease) = 0;
+  virtual Command ExtendCommand(const Lease& lease, int64_t ttl_ms) = 0;
+
+  virtual Reply Call(const Command& cmd, int64_t ttl_ms) {
+    return env_.transport->Call(0, cmd, CommandTimeoutUs(ttl_ms));
+  }
+
+  // SET key token NX PX ttl: OK → kOk, nil → kFail, else kUnknown.
+  Outcome SetNxPx(const std::string& key, const std::string& token, int64_t ttl_ms,
+                  std::string* why) {
+    Reply r = Call({"SET", key, token, "NX", "PX", std::to_string(ttl_ms)}, ttl_ms);
+    if (r.is_ok_status()) return Outcome::kOk;
+    if (r.type == Reply::Type::kNil) return Outcome::kFail;
+    *why = r.ToString();
+    return Outcome::kUnknown;
+  }
+
+  LockEnv env_;
+  std::mt19937_64 rng_;
+};
+
+// SETNX then PEXPIRE: two commands, so a client dying between them leaves a key with no TTL.
+class SetnxExpireLock : public SingleNodeLock {
+ public:
+  using SingleNodeLock::SingleNodeLock;
+
+ protected:
+  Outcome TryOnce(const std::string& key, const std::string& token, int64_t ttl_ms,
+                  std::string* why) override {
+    Reply r = Call({"SETNX", key, token}, ttl_ms);
+    if (r.is_integer(0)) return Outcome::kFail;
+    if (!r.is_integer(1)) {
+      *why = r.ToString();
+      return Outcome::kUnknown;
+    }
+    Reply e = Call({"PEXPIRE", key, std::to_string(ttl_ms)}, ttl_ms);
+    if (!e.is_integer(1)) {
+      *why = "SETNX succeeded but PEXPIRE gave " + e.ToString();
+      return Outcome::kUnknown;  // we hold a key that may never expire
+    }
+    return Outcome::kOk;
+  }
+  Command ReleaseCommand(const Lease& lease) override { return {"DEL", lease.key}; }
+  Command ExtendCommand(const Lease& lease, int64_t ttl_ms) override {
+    return {"PEXPIRE", lease.key, std::to_string(ttl_ms)};
+  }
+};
+
+// SET NX PX, release = unconditional DEL: deletes whoever holds the lock now.
+class SetNxDelLock : public SingleNodeLock {
+ public:
+  using SingleNodeLock::SingleNodeLock;
+
+ protected:
+  Outcome TryOnce(const std::string& key, const std::string& token, int64_t ttl_ms,
+                  std::string* why) override {
+    return SetNxPx(key, token, ttl_ms, why);
+  }
+  Command ReleaseCommand(const Lease& lease) override { return {"DEL", lease.key}; }
+  Command ExtendCommand(const Lease& lease, int64_t ttl_ms) override {
+    return {"PEXPIRE", lease.key, std::to_string(ttl_ms)};
+  }
+};
+
+// Random token, SET NX PX, Lua compare-and-delete release, Lua compare-and-pexpire extend.
+class TokenLuaLock : public SingleNodeLock {
+ public:
+  using SingleNodeLock::SingleNodeLock;
+
+ protected:
+  Outcome TryOnce(const std::string& key, const std::string& token, int64_t ttl_ms,
+                  std::string* why) override {
+    return SetNxPx(key, token, ttl_ms, why);
+  }
+  Command ReleaseCommand(const Lease& lease) override {
+    return {"EVAL", kCompareAndDeleteLua, "1", lease.key, lease.token};
+  }
+  Command ExtendCommand(const Lease& lease, int64_t ttl_ms) override {
+    return {"EVAL", kCompareAndPexpireLua, "1", lease.key, lease.token, std::to_string(ttl_ms)};
+  }
+};
+
+// token-lua plus a renewal loop (Redisson's watchdog): while a lease is held, a background
+// thread extends it to the full TTL every ttl/3; release (or Crash) stops the loop first.
+// The transport is shared between the client and the renewal thread under mu_.
+class WatchdogLock : public TokenLuaLock {
+ public:
+  using TokenLuaLock::TokenLuaLock;
+  ~WatchdogLock() override { StopRenewal(); }
+
+  AcquireResult Acquire(const std::string& key, int64_t ttl_ms, int64_t wait_ms) override {
+    AcquireResult r = TokenLuaLock::Acquire(key, ttl_ms, wait_ms);
+    if (r.outcome == Outcome::kOk) StartRenewal(r.lease, ttl_ms);
+    return r;
+  }
+  ReleaseResult Release(const Lease& lease) override {
+    StopRenewal();
+    return TokenLuaLock::Release(lease);
+  }
+  void Crash() override { StopRenewal(); }
+
+ protected:
+  Reply Call(const Command& cmd, int64_t ttl_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return TokenLuaLock::Call(cmd, ttl_ms);
+  }
+
+ private:
+  static constexpr int64_t kStopPollUs = 1000;  // how often the renewal thread checks stop_
+
+  void StartRenewal(Lease lease, int64_t ttl_ms) {
+    StopRenewal();
+    stop_ = false;
+    renewer_ = std::thread([this, lease, ttl_ms] {
+      const int64_t period_us = std::max<int64_t>(ttl_ms * 1000 / 3, kStopPollUs);
+      for (;;) {  // ends when stop_ is set, or the lease is lost
+        const int64_t wake_us = env_.clock->NowUs() + period_us;
+        while (!stop_ && env_.clock->NowUs() < wake_us) env_.clock->SleepUs(kStopPollUs);
+        if (stop_) return;
+        const int64_t start_us = env_.clock->NowUs();
+        ExtendResult r = Extend(lease, ttl_ms);
+        if (stop_) return;  // released meanwhile: this renewal does not count for the client
+        if (env_.observer) {
+          env_.observer->OnBackgroundExtend(lease, r, env_.clock->NowUs() - start_us);
+        }
+        if (r.outcome == Outcome::kFail) return;  // lost the lock: nothing more to renew
+      }
+    });
+  }
+  void StopRenewal() {
+    stop_ = true;
+    if (renewer_.joinable()) renewer_.join();
+  }
+
+  std::mutex mu_;
+  std::atomic<bool> stop_{true};
+  std::thread renewer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Lock> NewSetnxExpireLock(const LockEnv& env) {
+  return std::make_unique<SetnxExpireLock>(env);
+}
+std::unique_ptr<Lock> NewSetNxDelLock(const LockEnv& env) {
+  return std::make_unique<SetNxDelLock>(env);
+}
+std::unique_ptr<Lock> NewTokenLuaLock(const LockEnv& env) {
+  return std::make_unique<TokenLuaLock>(env);
+}
+std::unique_ptr<Lock> NewWatchdogLock(const LockEnv& env) {
+  return std::make_unique<WatchdogLock>(env);
+}
+
+}  // namespace lockstorm

@@ -1,0 +1,137 @@
+#include "reports/report.h"
+
+#include <cstdio>
+#include <sstream>
+
+namespace lockstorm {
+
+std::string VerdictFor(const CheckResult& check, bool expected_unsafe,
+                       int64_t stale_writes_accepted) {
+  if (stale_writes_accepted > 0) return "fail";  // resource damage is never expected
+  switch (check.verdict) {
+    case Verdict::kInvalid: return expected_unsafe ? "expected-fail" : "fail";
+    case Verdict::kValid: return expected_unsafe ? "unexpected-pass" : "pass";
+    case Verdict::kInconclusive: return "inconclusive";
+  }
+  return "inconclusive";
+}
+
+int ExitCodeFor(const std::vector<ResultRow>& rows, bool interrupted) {
+  bool fail = false, inconclusive = interrupted;
+  for (const auto& r : rows) {
+    if (r.verdict == "fail") fail = true;
+    if (r.verdict == "inconclusive") inconclusive = true;
+  }
+  if (fail) return kExitSafety;
+  if (inconclusive) return kExitInconclusive;
+  return kExitOk;
+}
+
+nlohmann::json ReportToJson(const RunReport& report) {
+  nlohmann::json j;
+  j["schema_version"] = kReportSchemaVersion;
+  j["context"] = report.context;
+  j["results"] = nlohmann::json::array();
+  for (const ResultRow& r : report.rows) {
+    const RunStats& s = r.stats;
+    nlohmann::json row;
+    row["impl"] = r.impl;
+    row["scenario"] = r.scenario;
+    row["verdict"] = r.verdict;
+    row["expected_unsafe"] = r.expected_unsafe;
+    row["counts"] = {
+        {"attempts", s.attempts},
+        {"acquires", s.acquires},
+        {"acquired", s.acquired},
+        {"contended", s.contended},
+        {"unknown", s.unknown},
+        {"releases_ok", s.releases_ok},
+        {"releases_fail", s.releases_fail},
+        {"releases_unknown", s.releases_unknown},
+        {"extends_ok", s.extends_ok},
+        {"extends_fail", s.extends_fail},
+        {"extends_unknown", s.extends_unknown},
+        {"abandoned", s.abandoned},
+        {"lost_updates", r.check.lost_updates},
+        {"violations", r.check.violation_count},
+        {"witness_rejected", s.witness_rejected},
+        {"stale_writes_accepted", r.stale_writes_accepted},
+        {"infra_errors", s.infra_error_count},
+    };
+    row["acquired_per_client"] = s.acquired_per_client;
+    row["elapsed_us"] = s.elapsed_us;
+    row["throughput_acquired_per_s"] =
+        s.elapsed_us > 0 ? static_cast<double>(s.acquired) * 1e6 / static_cast<double>(s.elapsed_us)
+                         : 0.0;
+    row["latency_us"] = {{"acquire", s.acquire_us.ToJson()},
+                         {"release", s.release_us.ToJson()},
+                         {"extend", s.extend_us.ToJson()}};
+    row["check"] = CheckResultToJson(r.check);
+    row["violations"] = nlohmann::json::array();
+    for (const Violation& v : r.check.violations) row["violations"].push_back(ViolationToJson(v));
+    row["infra_errors"] = s.infra_errors;
+    j["results"].push_back(row);
+  }
+  j["summary"] = {{"exit_code", report.exit_code}, {"interrupted", report.interrupted}};
+  return j;
+}
+
+namespace {
+
+std::string Pad(const std::string& s, size_t w, bool right = false) {
+  if (s.size() >= w) return s;
+  return right ? std::string(w - s.size(), ' ') + s : s + std::string(w - s.size(), ' ');
+}
+
+}  // namespace
+
+std::string ConsoleTable(const RunReport& report) {
+  const std::vector<std::string> head = {"impl",      "scenario",   "verdict",  "attempts",
+                                         "acquired",  "contended",  "unknown",  "violations",
+                                         "lost_upd",  "acq_p50_us", "acq_p99_us", "rel_p50_us",
+                                         "rel_p99_us"};
+  std::vector<std::vector<std::string>> rows = {head};
+  for (const ResultRow& r : report.rows) {
+    const RunStats& s = r.stats;
+    rows.push_back({r.impl, r.scenario, r.verdict, std::to_string(s.attempts),
+                    std::to_string(s.acquired), std::to_string(s.contended),
+                    std::to_string(s.unknown), std::to_string(r.check.violation_count),
+                    std::to_string(r.check.lost_updates),
+                    std::to_string(s.acquire_us.Percentile(50)),
+                    std::to_string(s.acquire_us.Percentile(99)),
+                    std::to_string(s.release_us.Percentile(50)),
+                    std::to_string(s.release_us.Percentile(99))});
+  }
+  std::vector<size_t> width(head.size(), 0);
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  std::ostringstream out;
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      out << Pad(row[c], width[c], c >= 3) << (c + 1 < row.size() ? "  " : "\n");
+    }
+  }
+  return out.str();
+}
+
+std::string ConsoleViolations(const RunReport& report, size_t per_row) {
+  std::ostringstream out;
+  for (const ResultRow& r : report.rows) {
+    for (size_t i = 0; i < r.check.violations.size() && i < per_row; ++i) {
+      const Violation& v = r.check.violations[i];
+      out << r.impl << "/" << r.scenario << ": " << v.kind << " on " << v.key << ": client c"
+          << v.client_a << " (op " << v.op_a << ") and c" << v.client_b << " (op " << v.op_b
+          << ") both held it for " << v.overlap_us << " us from t=" << v.start_us << " us\n";
+    }
+    if (r.stale_writes_accepted > 0) {
+      out << r.impl << "/" << r.scenario << ": witness accepted " << r.stale_writes_accepted
+          << " stale write(s)\n";
+    }
+    for (const auto& e : r.stats.infra_errors) {
+      out << r.impl << "/" << r.scenario << ": infrastructure: " << e << "\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace lockstorm

@@ -1,0 +1,58 @@
+// Report: the results of a run as data. report.json is the source of truth (its schema is
+// versioned and documented in docs/report-schema.md); the console table and, later, the
+// Markdown/HTML/JUnit reports are renderings of the same RunReport.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/checker.h"
+#include "harness/runner.h"
+
+namespace lockstorm {
+
+inline constexpr int kReportSchemaVersion = 1;
+
+// Exit codes of `lockstorm run` and `lockstorm check` (docs/exit-codes.md).
+enum ExitCode : int {
+  kExitOk = 0,             // no unexpected violation
+  kExitSafety = 1,         // an unexpected safety violation
+  kExitLiveness = 2,       // an unexpected liveness violation
+  kExitInconclusive = 3,   // not enough evidence (no acquisitions, interrupted run)
+  kExitUsage = 4,          // usage, configuration or infrastructure error
+};
+
+// One implementation × scenario.
+struct ResultRow {
+  std::string impl;
+  std::string scenario;
+  bool expected_unsafe = false;
+  RunStats stats;          // what the runner measured (absent fields stay 0 when re-checked)
+  CheckResult check;       // what the checkers found in the history
+  int64_t stale_writes_accepted = 0;  // witness damage: must be 0 always
+  std::string verdict;     // pass | fail | expected-fail | unexpected-pass | inconclusive
+};
+
+// pass / fail / expected-fail / unexpected-pass / inconclusive from the checkers' verdict.
+std::string VerdictFor(const CheckResult& check, bool expected_unsafe,
+                       int64_t stale_writes_accepted);
+// The process exit code for a set of rows (worst wins: 1 > 2 > 3 > 0).
+int ExitCodeFor(const std::vector<ResultRow>& rows, bool interrupted);
+
+struct RunReport {
+  nlohmann::json context;   // version, git revision, redis version, seed, host, cpu, config
+  std::vector<ResultRow> rows;
+  bool interrupted = false;
+  int exit_code = 0;
+};
+
+nlohmann::json ReportToJson(const RunReport& report);
+// One line per row: impl, scenario, verdict, attempts, acquired, contended, unknown,
+// violations, lost updates, acquire p50/p99, release p50/p99 (µs).
+std::string ConsoleTable(const RunReport& report);
+// Details of the first few violations per row, for the console.
+std::string ConsoleViolations(const RunReport& report, size_t per_row);
+
+}  // namespace lockstorm
