@@ -31,7 +31,14 @@ int64_t ValidityDeadline(const Event& e, int64_t base_us) {
   return kNever;
 }
 
-enum class EndReason : uint8_t { kDeadline, kExtendFailed, kHistoryEnd, kLateUse, kRelease, kCrash };
+enum class EndReason : uint8_t {
+  kDeadline,
+  kExtendFailed,
+  kHistoryEnd,
+  kLateUse,
+  kRelease,
+  kCrash
+};
 
 const char* EndReasonName(EndReason r) {
   switch (r) {
@@ -186,7 +193,7 @@ std::map<std::pair<std::string, std::string>, CheckResult> CheckMutualExclusion(
     const std::vector<Event>& events) {
   std::vector<Group> groups;
   std::unordered_map<std::string, int32_t> group_of;  // impl + '\0' + scenario
-  std::vector<int32_t> slot_group;  // slot (an (impl, scenario, key)) -> group
+  std::vector<int32_t> slot_group;                    // slot (an (impl, scenario, key)) -> group
   std::vector<LeaseRec> leases;
   std::vector<std::pair<int32_t, int64_t>> ok_uses;  // (slot, value read)
   OpIndex op_index(events.size());
@@ -199,7 +206,8 @@ std::map<std::pair<std::string, std::string>, CheckResult> CheckMutualExclusion(
     std::string name = e.impl;
     name += '\0';
     name += e.scenario;
-    auto [it, inserted] = group_of.try_emplace(std::move(name), static_cast<int32_t>(groups.size()));
+    auto [it, inserted] =
+        group_of.try_emplace(std::move(name), static_cast<int32_t>(groups.size()));
     if (inserted) {
       groups.emplace_back();
       groups.back().impl = e.impl;

@@ -187,7 +187,7 @@ TEST(CheckerTest, ExpiredHolderDoesNotOverlapNextHolder) {
 TEST(CheckerTest, OkExtendProlongsFromItsInvoke) {
   HistoryBuilder h;
   int64_t a = h.Acquire(0, "k", 0, 1000, 10);  // deadline 11000
-  h.Extend(a, 0, "k", 5000, 6000, 10);          // deadline 5000 + 10000 = 15000
+  h.Extend(a, 0, "k", 5000, 6000, 10);         // deadline 5000 + 10000 = 15000
   int64_t b = h.Acquire(1, "k", 11000, 12000, 10);
   h.Release(b, 1, "k", 20000, 20100);
   CheckResult r = h.Check();
@@ -202,7 +202,7 @@ TEST(CheckerTest, OkExtendProlongsFromItsInvoke) {
 TEST(CheckerTest, ExtendNeverShortensAndFailedExtendEndsBelief) {
   HistoryBuilder h;
   int64_t a = h.Acquire(0, "k", 0, 1000, 10);  // deadline 11000
-  h.Extend(a, 0, "k", 2000, 2100, 1);           // would be 3000: ignored
+  h.Extend(a, 0, "k", 2000, 2100, 1);          // would be 3000: ignored
   int64_t b = h.Acquire(1, "k", 5000, 10000, 10);
   h.Release(b, 1, "k", 20000, 20100);
   CheckResult r = h.Check();
@@ -399,10 +399,9 @@ TEST(CheckerTest, StoredViolationsAreCappedButAllCounted) {
   CheckResult r = h.Check();
   EXPECT_EQ(r.violation_count, 1100);
   EXPECT_EQ(r.violations.size(), CheckResult::kMaxStoredViolations);
-  EXPECT_TRUE(std::is_sorted(r.violations.begin(), r.violations.end(),
-                             [](const Violation& x, const Violation& y) {
-                               return x.start_us < y.start_us;
-                             }));
+  EXPECT_TRUE(std::is_sorted(
+      r.violations.begin(), r.violations.end(),
+      [](const Violation& x, const Violation& y) { return x.start_us < y.start_us; }));
 }
 
 // ---- Properties ----

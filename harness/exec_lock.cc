@@ -511,6 +511,12 @@ class ExecLockImpl : public ExecLock {
     return "child closed its stdout";
   }
 
+  Status Prepare() override {
+    std::string error;
+    if (EnsureChild(&error)) return Status::Ok();
+    return Status::IoError(error);
+  }
+
   // Starts a child and exchanges hello. False (with *error set, infra error recorded) if
   // that fails.
   bool EnsureChild(std::string* error) {
@@ -613,7 +619,7 @@ class ExecLockImpl : public ExecLock {
     const auto deadline = start + std::chrono::milliseconds(timeout_ms);
     int werr = WriteAllBounded(in_fd_, wake_fds_[0], line, deadline);
     if (werr == ECANCELED) {
-      Fail("", error);  // crashed
+      Fail("operation interrupted", error);  // only Crash() wakes us
       return false;
     }
     if (werr == ETIMEDOUT) {
@@ -662,7 +668,7 @@ class ExecLockImpl : public ExecLock {
         return false;
       }
       if (fds[1].revents != 0) {
-        Fail("", error);  // crashed
+        Fail("operation interrupted", error);  // only Crash() wakes us
         return false;
       }
       if (fds[0].revents == 0) continue;

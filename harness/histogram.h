@@ -11,9 +11,8 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 namespace lockstorm {
 
@@ -29,7 +28,7 @@ class Histogram {
   uint64_t count() const { return count_; }
   int64_t min() const { return count_ == 0 ? 0 : min_us_; }  // 0 if empty
   int64_t max() const { return count_ == 0 ? 0 : max_us_; }  // 0 if empty
-  double mean() const;                                        // 0 if empty
+  double mean() const;                                       // 0 if empty
 
   // The nearest-rank p-th percentile, p in [0, 100] (clamped): the value of rank
   // max(1, ceil(p/100 * count)) in sorted order, within 1% (1/256). Exact for the first rank

@@ -97,9 +97,8 @@ TEST(HistogramTest, ToJsonHasEveryField) {
 // Log-uniform values in [0, 2^max_bits).
 rc::Gen<std::vector<int64_t>> LogUniformSamples() {
   return rc::gen::nonEmpty(rc::gen::container<std::vector<int64_t>>(
-      rc::gen::mapcat(rc::gen::inRange(0, 40), [](int bits) {
-        return rc::gen::inRange<int64_t>(0, int64_t{1} << bits);
-      })));
+      rc::gen::mapcat(rc::gen::inRange(0, 40),
+                      [](int bits) { return rc::gen::inRange<int64_t>(0, int64_t{1} << bits); })));
 }
 
 RC_GTEST_PROP(HistogramProp, PercentilesWithinOnePercent, ()) {
@@ -119,8 +118,8 @@ RC_GTEST_PROP(HistogramProp, PercentilesWithinOnePercent, ()) {
 
 RC_GTEST_PROP(HistogramProp, MergeEqualsRecordingAll, ()) {
   std::vector<int64_t> a = *LogUniformSamples();
-  std::vector<int64_t> b = *rc::gen::container<std::vector<int64_t>>(
-      rc::gen::inRange<int64_t>(0, int64_t{1} << 30));
+  std::vector<int64_t> b =
+      *rc::gen::container<std::vector<int64_t>>(rc::gen::inRange<int64_t>(0, int64_t{1} << 30));
   Histogram ha, hb, all;
   for (int64_t v : a) ha.Record(v), all.Record(v);
   for (int64_t v : b) hb.Record(v), all.Record(v);

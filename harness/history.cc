@@ -6,10 +6,9 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 namespace lockstorm {
 namespace {
@@ -18,18 +17,34 @@ using Json = nlohmann::ordered_json;
 
 // The fields of an Event line, in the order EventToJson writes them.
 enum class Field : int {
-  kOp, kLeaseOp, kImpl, kScenario, kClient, kKey, kType, kInvokeUs, kCompleteUs, kOutcome,
-  kToken, kFence, kTtlMs, kValidMs, kAttempts, kValue, kNote, kCount, kUnknown = kCount
+  kOp,
+  kLeaseOp,
+  kImpl,
+  kScenario,
+  kClient,
+  kKey,
+  kType,
+  kInvokeUs,
+  kCompleteUs,
+  kOutcome,
+  kToken,
+  kFence,
+  kTtlMs,
+  kValidMs,
+  kAttempts,
+  kValue,
+  kNote,
+  kCount,
+  kUnknown = kCount
 };
-constexpr const char* kFieldNames[] = {
-    "op",    "lease_op", "impl",   "scenario", "client",   "key",   "type", "invoke_us",
-    "complete_us", "outcome", "token", "fence", "ttl_ms", "valid_ms", "attempts", "value",
-    "note"};
-constexpr uint32_t kRequired = (1u << static_cast<int>(Field::kOp)) |
-                               (1u << static_cast<int>(Field::kType)) |
-                               (1u << static_cast<int>(Field::kInvokeUs)) |
-                               (1u << static_cast<int>(Field::kCompleteUs)) |
-                               (1u << static_cast<int>(Field::kOutcome));
+constexpr const char* kFieldNames[] = {"op",    "lease_op", "impl",      "scenario",    "client",
+                                       "key",   "type",     "invoke_us", "complete_us", "outcome",
+                                       "token", "fence",    "ttl_ms",    "valid_ms",    "attempts",
+                                       "value", "note"};
+constexpr uint32_t kRequired =
+    (1u << static_cast<int>(Field::kOp)) | (1u << static_cast<int>(Field::kType)) |
+    (1u << static_cast<int>(Field::kInvokeUs)) | (1u << static_cast<int>(Field::kCompleteUs)) |
+    (1u << static_cast<int>(Field::kOutcome));
 
 bool IsStringField(Field f) {
   return f == Field::kImpl || f == Field::kScenario || f == Field::kKey || f == Field::kType ||
@@ -63,9 +78,7 @@ class EventSax : public nlohmann::json_sax<Json> {
     }
     return Integer(static_cast<int64_t>(v));
   }
-  bool number_float(number_float_t, const string_t&) override {
-    return Scalar();
-  }
+  bool number_float(number_float_t, const string_t&) override { return Scalar(); }
   bool string(string_t& v) override {
     if (depth_ == 0) {
       error_ = "expected a JSON object";
@@ -93,8 +106,10 @@ class EventSax : public nlohmann::json_sax<Json> {
       case Field::kType: {
         std::optional<OpType> t = ParseOpType(v);
         if (!t) {
-          error_ = "expected \"type\" to be one of acquire, release, extend, use, write, fault, "
-                   "crash; got \"" + v + "\"";
+          error_ =
+              "expected \"type\" to be one of acquire, release, extend, use, write, fault, "
+              "crash; got \"" +
+              v + "\"";
           return false;
         }
         e_->type = *t;

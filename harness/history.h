@@ -9,13 +9,13 @@
 // A history is immutable once recorded; checkers are pure functions of it.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
-#include <condition_variable>
 #include <vector>
 
 #include "harness/lock.h"
@@ -32,28 +32,28 @@ enum class OpType {
   kFault,    // a nemesis fault period [invoke, complete]
   kCrash,    // a client crashed (stopped dead) at invoke
 };
-const char* OpTypeName(OpType t);                          // "acquire", "release", ...
-std::optional<OpType> ParseOpType(const std::string& s);   // inverse; nullopt if unknown
+const char* OpTypeName(OpType t);                           // "acquire", "release", ...
+std::optional<OpType> ParseOpType(const std::string& s);    // inverse; nullopt if unknown
 std::optional<Outcome> ParseOutcome(const std::string& s);  // inverse of OutcomeName
 
 struct Event {
-  int64_t op_id = 0;       // unique within the run; a release/extend/use names its acquire
-  int64_t lease_op = -1;   // for release/extend/use/write: op_id of the acquire that granted it
-  std::string impl;        // implementation name
-  std::string scenario;    // scenario name
-  int client = -1;         // client index (-1 for faults)
+  int64_t op_id = 0;      // unique within the run; a release/extend/use names its acquire
+  int64_t lease_op = -1;  // for release/extend/use/write: op_id of the acquire that granted it
+  std::string impl;       // implementation name
+  std::string scenario;   // scenario name
+  int client = -1;        // client index (-1 for faults)
   std::string key;
   OpType type = OpType::kAcquire;
   int64_t invoke_us = 0;
   int64_t complete_us = 0;
   Outcome outcome = Outcome::kOk;
-  std::string token;       // lease token
+  std::string token;  // lease token
   std::optional<int64_t> fence;
-  int64_t ttl_ms = 0;      // requested ttl (acquire/extend)
-  int64_t valid_ms = 0;    // reported remaining validity (acquire/extend ok)
-  int attempts = 0;        // acquire tries
-  int64_t value = 0;       // kUse: value read (and value+1 written when outcome ok)
-  std::string note;        // error text, fault description
+  int64_t ttl_ms = 0;    // requested ttl (acquire/extend)
+  int64_t valid_ms = 0;  // reported remaining validity (acquire/extend ok)
+  int attempts = 0;      // acquire tries
+  int64_t value = 0;     // kUse: value read (and value+1 written when outcome ok)
+  std::string note;      // error text, fault description
 };
 
 // One line of history.jsonl, no newline. Always present: op, impl, scenario, client, key,

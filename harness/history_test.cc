@@ -40,10 +40,10 @@ void WriteFile(const std::string& path, const std::string& text) {
 bool SameEvent(const Event& a, const Event& b) {
   return a.op_id == b.op_id && a.lease_op == b.lease_op && a.impl == b.impl &&
          a.scenario == b.scenario && a.client == b.client && a.key == b.key && a.type == b.type &&
-         a.invoke_us == b.invoke_us && a.complete_us == b.complete_us &&
-         a.outcome == b.outcome && a.token == b.token && a.fence == b.fence &&
-         a.ttl_ms == b.ttl_ms && a.valid_ms == b.valid_ms && a.attempts == b.attempts &&
-         a.value == b.value && a.note == b.note;
+         a.invoke_us == b.invoke_us && a.complete_us == b.complete_us && a.outcome == b.outcome &&
+         a.token == b.token && a.fence == b.fence && a.ttl_ms == b.ttl_ms &&
+         a.valid_ms == b.valid_ms && a.attempts == b.attempts && a.value == b.value &&
+         a.note == b.note;
 }
 
 Event FullEvent() {
@@ -127,8 +127,7 @@ TEST(HistoryJsonTest, ErrorsSayWhatWasExpected) {
   Status s = EventFromJson(
       R"({"op":1,"type":"acquire","invoke_us":1,"complete_us":"x","outcome":"ok"})", &e);
   EXPECT_EQ(s.message(), "expected \"complete_us\" to be an integer");
-  s = EventFromJson(R"({"op":1,"type":"grab","invoke_us":1,"complete_us":2,"outcome":"ok"})",
-                    &e);
+  s = EventFromJson(R"({"op":1,"type":"grab","invoke_us":1,"complete_us":2,"outcome":"ok"})", &e);
   EXPECT_NE(s.message().find("expected \"type\""), std::string::npos) << s.message();
   s = EventFromJson(R"({"type":"acquire","invoke_us":1,"complete_us":2,"outcome":"ok"})", &e);
   EXPECT_EQ(s.message(), "missing \"op\"");
@@ -144,10 +143,10 @@ TEST(HistoryJsonTest, ErrorsSayWhatWasExpected) {
 
 TEST(HistoryJsonTest, UnknownFieldsAreSkipped) {
   Event e;
-  Status s = EventFromJson(
-      R"({"op":3,"extra":{"op":99,"type":[1,{"a":"b"}]},"type":"use","invoke_us":1,)"
-      R"("complete_us":2,"outcome":"fail","later":null,"value":7})",
-      &e);
+  Status s =
+      EventFromJson(R"({"op":3,"extra":{"op":99,"type":[1,{"a":"b"}]},"type":"use","invoke_us":1,)"
+                    R"("complete_us":2,"outcome":"fail","later":null,"value":7})",
+                    &e);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(e.op_id, 3);
   EXPECT_EQ(e.type, OpType::kUse);
@@ -164,9 +163,9 @@ TEST(HistoryJsonTest, WrongShapesAreRejected) {
             "expected \"fence\" to be an integer");
   EXPECT_EQ(EventFromJson(R"({"op":1,"type":"use","value":{},)" + tail, &e).message(),
             "expected \"value\" to be an integer");
-  EXPECT_EQ(EventFromJson(R"({"op":1,"type":"use","value":18446744073709551615,)" + tail, &e)
-                .message(),
-            "expected \"value\" to be an integer in range");
+  EXPECT_EQ(
+      EventFromJson(R"({"op":1,"type":"use","value":18446744073709551615,)" + tail, &e).message(),
+      "expected \"value\" to be an integer in range");
   EXPECT_EQ(EventFromJson("17", &e).message(), "expected a JSON object");
   EXPECT_EQ(EventFromJson("\"op\"", &e).message(), "expected a JSON object");
 }
@@ -185,9 +184,8 @@ TEST(HistoryReadTest, ErrorNamesFileAndLine) {
   TempFile f;
   Event e = FullEvent();
   std::string good = EventToJson(e) + "\n";
-  std::string bad =
-      R"({"op":2,"type":"acquire","invoke_us":1,"complete_us":1.5,"outcome":"ok"})"
-      "\n";
+  std::string bad = R"({"op":2,"type":"acquire","invoke_us":1,"complete_us":1.5,"outcome":"ok"})"
+                    "\n";
   WriteFile(f.path(), good + "\n" + good + bad + good);
   std::vector<Event> events;
   Status s = ReadHistory(f.path(), &events);

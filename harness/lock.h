@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "harness/clock.h"
+#include "harness/status.h"
 #include "harness/transport.h"
 
 namespace lockstorm {
@@ -88,6 +89,11 @@ class Lock {
 
   // Prolongs the lease to `ttl_ms` from now. kFail means it was no longer held.
   virtual ExtendResult Extend(const Lease& lease, int64_t ttl_ms) = 0;
+
+  // Called once before the measured run starts, from the client's thread: start what the
+  // lock needs (a plug-in process, its hello). A failure is an infrastructure error; the
+  // first operation will try again. Default: nothing to prepare.
+  virtual Status Prepare() { return Status::Ok(); }
 
   // The client process "dies": background work (renewal) stops at once, nothing is released.
   // After Crash() the instance is not used again. Default: nothing to stop.

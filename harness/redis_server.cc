@@ -205,6 +205,7 @@ int PickFreePort() {
 EmbeddedServer::EmbeddedServer(int index, std::string dir, ServerOptions opts)
     : index_(index), dir_(std::move(dir)), opts_(std::move(opts)) {
   log_path_ = dir_ + "/redis.log";
+  if (opts_.clock_control) clock_status_ = ServerClock::Create(&clock_);
 }
 
 EmbeddedServer::~EmbeddedServer() { Stop(); }
@@ -275,6 +276,11 @@ Status EmbeddedServer::StartOnce(bool* port_taken) {
                            : opts_.redis_server_path + ": not found or not executable";
     return Status::NotFound(what + " (install redis-server, or run scripts/setup.sh)");
   }
+  if (!clock_status_.ok()) {
+    std::string msg = name() + ": " + clock_status_.message();
+    return clock_status_.code() == Status::Code::kNotFound ? Status::NotFound(msg)
+                                                           : Status::IoError(msg);
+  }
   std::string conf_path;
   Status s = WriteConfig(&conf_path);
   if (!s.ok()) return s;
@@ -286,6 +292,11 @@ Status EmbeddedServer::StartOnce(bool* port_taken) {
   // Until redis opens its logfile (e.g. config errors), it writes to stdout/stderr.
   so.stdout_path = log_path_;
   so.stderr_path = log_path_;
+  uint32_t clock_attaches = 0;
+  if (clock_) {
+    so.env = clock_->Env();
+    clock_attaches = clock_->attach_count();
+  }
   std::unique_ptr<Process> p;
   s = Spawn(so, &p);
   if (!s.ok()) return Status::IoError(name() + ": " + s.message());
@@ -310,6 +321,14 @@ Status EmbeddedServer::StartOnce(bool* port_taken) {
     if (now >= deadline) break;
     int64_t left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
     if (Ping(addr, std::clamp<int64_t>(left_ms, 1, 500), &last_error)) {
+      // The shim attaches in its constructor, before redis's main(); ld.so merely warns if it
+      // cannot preload it, and a server with a real clock would silently void the clock faults.
+      if (clock_ && clock_->attach_count() == clock_attaches) {
+        p->Stop(0);
+        return Status::Internal(name() + ": the clock shim " + ServerClock::ShimPath() +
+                                " was not loaded into redis-server (LD_PRELOAD); log " +
+                                log_path_ + ": " + LastLine(ReadLogFrom(log_path_, log_start)));
+      }
       process_ = std::move(p);
       paused_ = false;
       return Status::Ok();

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "harness/process.h"
+#include "harness/server_clock.h"
 #include "harness/status.h"
 #include "harness/transport.h"
 
@@ -33,6 +34,9 @@ struct ServerOptions {
   std::string redis_server_path = "redis-server";  // looked up in PATH
   int64_t start_timeout_ms = 10000;                 // bound on waiting for PING
   std::vector<std::string> extra_config;            // extra redis.conf lines
+  // Start each server under the clock shim so that its wall clock can be skewed at run time
+  // through EmbeddedServer::clock() (harness/server_clock.h, docs/clock-faults.md).
+  bool clock_control = false;
 };
 
 class EmbeddedServer {
@@ -59,6 +63,10 @@ class EmbeddedServer {
   ServerAddress address() const { return {"127.0.0.1", port_}; }
   const std::string& log_path() const { return log_path_; }
   const std::string& dir() const { return dir_; }
+  // The server's clock control (faults may be set before Start()): nullptr unless
+  // opts.clock_control (or if its file could not be created: Start() then fails saying why).
+  // The same clock, with its faults, survives Kill()/Restart().
+  ServerClock* clock() { return clock_.get(); }
 
  private:
   int index_;
@@ -68,6 +76,8 @@ class EmbeddedServer {
   int port_ = 0;
   std::unique_ptr<Process> process_;
   bool paused_ = false;
+  std::unique_ptr<ServerClock> clock_;  // set by the constructor if opts_.clock_control
+  Status clock_status_;                 // why clock_ could not be created
 
   // Writes dir_/redis.conf for port_ (creating dir_).
   Status WriteConfig(std::string* conf_path) const;

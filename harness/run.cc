@@ -88,7 +88,10 @@ Status ResolveImpls(const std::vector<std::string>& values, const std::string& r
       impl.expected_unsafe = spec.expected_unsafe;
       impl.builtin = false;
       impl.multi_node = true;  // a plug-in is handed every node; it decides what to use
-      std::string stderr_path = run_dir + "/exec-" + spec.name + ".stderr.log";
+      std::string file_name = spec.name;
+      for (char& c : file_name)
+        if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+      std::string stderr_path = run_dir + "/plugin-" + file_name + ".stderr.log";
       // The plug-in connects by itself: it gets addresses, not the transport.
       impl.make = [spec, stderr_path](int, const LockEnv& env,
                                       const std::vector<ServerAddress>& servers) {

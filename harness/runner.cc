@@ -1,6 +1,7 @@
 #include "harness/runner.h"
 
 #include <algorithm>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <random>
@@ -59,8 +60,8 @@ class Client : public LockObserver {
     rng_.seed(DeriveSeed(sh.ctx->seed, 1, static_cast<uint64_t>(index)));
   }
 
-  void Run(RunStats* stats) {
-    const Workload& w = sh_.scenario->workload;
+  // Builds the lock, opens its connections and starts its plug-in, outside the measured run.
+  void Prepare(RunStats* stats) {
     transport_ = NewRedisTransport(sh_.ctx->servers);
     LockEnv env;
     env.transport = transport_.get();
@@ -70,6 +71,18 @@ class Client : public LockObserver {
     env.observer = this;
     lock_ = sh_.impl->make(index_, env, sh_.ctx->servers);
     stats_ = stats;
+    std::vector<int> all_nodes;
+    for (int n = 0; n < transport_->node_count(); ++n) all_nodes.push_back(n);
+    transport_->CallMany(all_nodes, {"PING"}, 2000000);  // connect now, not in the first op
+    if (Status s = lock_->Prepare(); !s.ok()) {
+      ++stats_->infra_error_count;
+      if (stats_->infra_errors.size() < kMaxInfraErrorsKept) stats_->infra_errors.push_back(s.message());
+    }
+    CollectInfraErrors();
+  }
+
+  void Run() {
+    const Workload& w = sh_.scenario->workload;
     // Bounded: ends at the duration, or on stop; each iteration's waits are bounded by
     // ttl, wait and hold budgets.
     while (HistoryNowUs() < sh_.end_us && !sh_.ctx->stop->load()) {
@@ -291,12 +304,23 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
     per_client[static_cast<size_t>(i)].acquired_per_client.assign(static_cast<size_t>(w.clients), 0);
     clients.push_back(std::make_unique<Client>(i, sh));
   }
-  const int64_t start_us = HistoryNowUs();
-  sh.end_us = start_us + w.duration_ms * 1000;
+  // Every client prepares (connects, starts its plug-in), then all start together.
+  std::latch prepared(w.clients);
+  std::latch go(1);
   std::vector<std::thread> threads;
   for (int i = 0; i < w.clients; ++i) {
-    threads.emplace_back([&, i] { clients[static_cast<size_t>(i)]->Run(&per_client[static_cast<size_t>(i)]); });
+    threads.emplace_back([&, i] {
+      Client& c = *clients[static_cast<size_t>(i)];
+      c.Prepare(&per_client[static_cast<size_t>(i)]);
+      prepared.count_down();
+      go.wait();
+      c.Run();
+    });
   }
+  prepared.wait();
+  const int64_t start_us = HistoryNowUs();
+  sh.end_us = start_us + w.duration_ms * 1000;
+  go.count_down();
   for (auto& t : threads) t.join();
 
   RunStats total;

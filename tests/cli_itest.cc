@@ -234,5 +234,68 @@ TEST(Cli, CheckReproducesTheStoredVerdict) {
   EXPECT_NE(c.out.find("verdicts match the stored report"), std::string::npos) << c.out;
 }
 
+TEST(Cli, FencingKeepsTheWitnessSafeWhereTokenLuaLosesUpdates) {
+  TempDir d;
+  // `overrun`: holders do not check their lease and keep writing after it expired.
+  Result r = RunLockstorm({"run", "--impl", "token-lua,fenced", "--scenario", "overrun",
+                           "--duration", "4", "--seed", "5", "--out", d.path() + "/run"},
+                          d.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  nlohmann::json rep = ReadJson(d.path() + "/run/report.json");
+  const nlohmann::json* plain = FindRow(rep, "token-lua");
+  const nlohmann::json* fenced = FindRow(rep, "fenced");
+  ASSERT_TRUE(plain && fenced);
+  EXPECT_GT((*plain)["counts"]["violations"].get<int>(), 0);
+  EXPECT_GT((*plain)["counts"]["lost_updates"].get<int>(), 0);
+  EXPECT_GT((*fenced)["counts"]["violations"].get<int>(), 0) << "lock-level overlaps happen";
+  EXPECT_GT((*fenced)["counts"]["witness_rejected"].get<int>(), 0) << "stale writes were refused";
+  EXPECT_EQ((*fenced)["counts"]["stale_writes_accepted"], 0);
+  EXPECT_EQ((*fenced)["verdict"], "expected-fail");
+}
+
+std::string Plugin(const std::string& name) {
+  return std::string(LOCKSTORM_SOURCE_DIR) + "/tests/plugins/" + name;
+}
+
+TEST(Cli, PluginsRunBesideBuiltinLocksAndMisbehaviourIsContained) {
+  TempDir d;
+  Result r = RunLockstorm(
+      {"run", "--impl", "token-lua", "--impl", "proto=exec:/usr/bin/python3 " + Plugin("proto_lock.py"),
+       "--impl", "sleeper=exec:" + Plugin("sleeper.sh"), "--impl", "garbage=exec:" + Plugin("garbage.sh"),
+       "--clients", "4", "--duration", "2", "--ttl-ms", "200", "--seed", "1", "--out",
+       d.path() + "/run"},
+      d.path());
+  // The run finishes; the hung and garbage plug-ins make no acquisitions (inconclusive: 3).
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  nlohmann::json rep = ReadJson(d.path() + "/run/report.json");
+  const nlohmann::json* proto = FindRow(rep, "proto");
+  const nlohmann::json* sleeper = FindRow(rep, "sleeper");
+  const nlohmann::json* garbage = FindRow(rep, "garbage");
+  ASSERT_TRUE(proto && sleeper && garbage);
+  EXPECT_EQ((*proto)["verdict"], "pass");
+  EXPECT_GT((*proto)["counts"]["acquired"].get<int>(), 0);
+  EXPECT_EQ((*proto)["counts"]["violations"], 0);
+  EXPECT_GT((*sleeper)["counts"]["infra_errors"].get<int>(), 0);
+  EXPECT_GT((*sleeper)["counts"]["unknown"].get<int>(), 0);
+  EXPECT_GT((*garbage)["counts"]["infra_errors"].get<int>(), 0);
+  const std::string garbage_error = (*garbage)["infra_errors"][0];
+  EXPECT_NE(garbage_error.find("garbage"), std::string::npos) << garbage_error;
+  EXPECT_NE(garbage_error.find("this is not json"), std::string::npos) << garbage_error;
+  EXPECT_NE(r.out.find("proto"), std::string::npos);  // in the same comparison table
+  // No plug-in process is left: nothing in /proc runs a test plug-in.
+  EXPECT_TRUE(WaitUntil(
+      [] {
+        for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+          std::ifstream f(e.path() / "cmdline");
+          std::string cmd;
+          std::getline(f, cmd, '\0');
+          std::string rest((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+          if ((cmd + rest).find("tests/plugins/") != std::string::npos) return false;
+        }
+        return true;
+      },
+      10000));
+}
+
 }  // namespace
 }  // namespace lockstorm
