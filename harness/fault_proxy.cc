@@ -198,8 +198,8 @@ class ProxyLoop::Impl {
   struct Conn;
   struct Handler {
     enum class Kind { kWake, kTimer, kListener, kSide } kind;
-    Link* link = nullptr;
-    Conn* conn = nullptr;
+    uint64_t link_id = 0;  // kListener: looked up, as the link may be gone by the time it fires
+    Conn* conn = nullptr;  // kSide: dead conns stay allocated until the end of the round
     int side = 0;
   };
   struct Link {
@@ -301,7 +301,7 @@ class ProxyLoop::Impl {
 
   Status AddLink(std::unique_ptr<Link> link) {
     Link* l = link.get();
-    l->h.link = l;
+    l->h.link_id = l->id;
     links_[l->id] = std::move(link);
     l->listening = true;
     return Register(l->listen_fd, EPOLLIN, &l->h, false);
@@ -338,11 +338,10 @@ class ProxyLoop::Impl {
     // Release what the new mode lets through (held FINs, stalled bytes).
     std::vector<uint64_t> ids(l->conns.begin(), l->conns.end());
     for (uint64_t cid : ids) {
-      auto c = conns_.find(cid);
-      if (c == conns_.end()) continue;
-      for (int d = 0; d < 2; ++d) {
-        if (!c->second->dead) Pump(c->second.get(), d);
-      }
+      auto it = conns_.find(cid);
+      if (it == conns_.end()) continue;
+      Conn* c = it->second.get();  // stays valid (graveyard) if Pump destroys it
+      for (int d = 0; d < 2 && !c->dead; ++d) Pump(c, d);
     }
     return Status::Ok();
   }
@@ -406,9 +405,11 @@ class ProxyLoop::Impl {
             timer_set_us_ = -1;
             break;
           }
-          case Handler::Kind::kListener:
-            if (links_.count(h->link->id) && h->link->listening) OnAccept(h->link);
+          case Handler::Kind::kListener: {
+            auto it = links_.find(h->link_id);
+            if (it != links_.end() && it->second->listening) OnAccept(it->second.get());
             break;
+          }
           case Handler::Kind::kSide:
             if (!h->conn->dead) OnSideEvent(h->conn, h->side, events[i].events);
             break;
@@ -560,6 +561,9 @@ class ProxyLoop::Impl {
       ssize_t n = recv(c->fd[s], buf_, sizeof buf_, 0);
       if (n > 0) {
         OnData(c, d, static_cast<size_t>(n));
+        // A short read drained the socket (almost surely): skip the recv that would say EAGAIN.
+        // Level-triggered epoll reports anything that arrived meanwhile.
+        if (static_cast<size_t>(n) < sizeof buf_) return;
       } else if (n == 0) {
         c->read_done[s] = true;
         Enqueue(c, d, DelayedChunk{DelayedChunk::Kind::kFin, {}, 0, 0});
@@ -697,8 +701,15 @@ class ProxyLoop::Impl {
         SideError(c, dst);
         return;
       }
-      // A FIN or RST: held while the direction drops or stalls (TCP would retransmit it).
-      if (drops || holds) {
+      // A FIN or RST. If the server never saw this connection, there is nobody to tell.
+      if (dst == kServer && c->up == Conn::Up::kNone) {
+        Destroy(c, false);
+        return;
+      }
+      // Held while the direction drops or stalls (TCP would retransmit it) — except, when
+      // dropping, toward a side that has itself closed already: delivering then is unobservable
+      // and frees the connection (clients reconnecting during a long kDropReplies leak nothing).
+      if (holds || (drops && !c->ended[dst])) {
         blocked = true;
         break;
       }
@@ -711,10 +722,6 @@ class ProxyLoop::Impl {
           return;
         }
         continue;
-      }
-      if (dst == kServer && c->up == Conn::Up::kNone) {  // the server never saw this connection
-        Destroy(c, false);
-        return;
       }
       if (dst == kServer && c->up == Conn::Up::kConnecting) {
         blocked = true;

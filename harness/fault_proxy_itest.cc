@@ -205,6 +205,28 @@ TEST_F(FaultProxyITest, BlackholeHangsWithoutResetAndHeals) {
   EXPECT_EQ(Direct({"GET", "bh"}).type, Reply::Type::kNil);
 }
 
+TEST_F(FaultProxyITest, ConnectionsOpenedDuringBlackholeNeverReachTheServer) {
+  ASSERT_TRUE(proxy_->SetMode(LinkMode::kBlackhole).ok());
+  for (int i = 0; i < 3; ++i) {  // each timeout closes the connection; the next call reconnects
+    EXPECT_EQ(Via({"PING"}, kShortTimeoutUs).type, Reply::Type::kTimeout);
+  }
+  EXPECT_EQ(proxy_->Stats().accepted_connections, 3);
+  // Nothing was ever sent upstream, so each closed client connection is freed at once.
+  EXPECT_TRUE(WaitFor([](const LinkStats& s) { return s.open_connections == 0; }));
+  EXPECT_EQ(proxy_->Stats().forwarded_bytes[R(Direction::kRequests)], 0);
+}
+
+TEST_F(FaultProxyITest, ReconnectsDuringDropRepliesDoNotLeakConnections) {
+  ASSERT_TRUE(proxy_->SetMode(LinkMode::kDropReplies).ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Via({"PING"}, kShortTimeoutUs).type, Reply::Type::kTimeout);
+  }
+  // Client FIN passes, the server closes too; its FIN (in the dropped direction) goes to a side
+  // that already closed, so the proxy frees the connection instead of holding it.
+  EXPECT_TRUE(WaitFor([](const LinkStats& s) { return s.open_connections == 0; }));
+  EXPECT_EQ(proxy_->Stats().forwarded_chunks[R(Direction::kRequests)], 3);
+}
+
 TEST_F(FaultProxyITest, StallHoldsBytesAndDeliversThemLate) {
   RawConn raw(proxy_->address().port);
   ASSERT_TRUE(raw.connected());

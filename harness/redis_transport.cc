@@ -75,6 +75,7 @@ class Connection {
     connected_ = false;
     if (reader_) redisReaderFree(reader_);
     reader_ = nullptr;
+    discard = 0;
   }
 
   // Starts a non-blocking connect if there is no connection. Returns "" or an error.
@@ -126,6 +127,8 @@ class Connection {
 
   int fd() const { return fd_; }
   bool connected() const { return connected_; }
+  // Replies of commands whose answer the caller stopped awaiting: read and dropped first.
+  int discard = 0;
   redisReader* reader() { return reader_; }
   const ServerAddress& addr() const { return addr_; }
 
@@ -150,6 +153,17 @@ class RedisTransport : public Transport {
 
   std::vector<Reply> CallMany(const std::vector<int>& nodes, const Command& cmd,
                               int64_t timeout_us) override {
+    return Fanout(nodes, cmd, timeout_us, nullptr);
+  }
+
+  std::vector<Reply> CallManyUntil(const std::vector<int>& nodes, const Command& cmd,
+                                   int64_t timeout_us, const Decided& decided) override {
+    return Fanout(nodes, cmd, timeout_us, &decided);
+  }
+
+ private:
+  std::vector<Reply> Fanout(const std::vector<int>& nodes, const Command& cmd,
+                            int64_t timeout_us, const Decided* decided) {
     const int64_t deadline_us = MonoUs() + timeout_us;
     std::vector<const char*> argv;
     std::vector<size_t> argvlen;
@@ -214,6 +228,11 @@ class RedisTransport : public Transport {
           fail(i, Reply::IoError("protocol error from " + p[i].conn->addr().ToString()));
           return;
         }
+        if (raw && p[i].conn->discard > 0) {  // a reply nobody awaits any more
+          freeReplyObject(raw);
+          --p[i].conn->discard;
+          continue;
+        }
         if (raw) {
           replies[i] = Convert(static_cast<redisReply*>(raw));
           freeReplyObject(raw);
@@ -242,7 +261,26 @@ class RedisTransport : public Transport {
 
     std::vector<pollfd> fds;
     std::vector<size_t> idx;
+    std::vector<const Reply*> so_far(p.size(), nullptr);
+    auto is_decided = [&] {
+      if (!decided) return false;
+      for (size_t i = 0; i < p.size(); ++i) so_far[i] = p[i].st == St::kDone ? &replies[i] : nullptr;
+      return (*decided)(so_far);
+    };
     for (int round = 0; round < 1000000; ++round) {  // bounded: each round waits or progresses
+      if (is_decided()) {
+        for (size_t i = 0; i < p.size(); ++i) {
+          if (p[i].st == St::kDone) continue;
+          if (p[i].st == St::kReading) {
+            ++p[i].conn->discard;  // sent in full: its reply is dropped when it comes
+            replies[i] = Reply::Timeout("not awaited");
+            p[i].st = St::kDone;
+          } else {
+            fail(i, Reply::Timeout("not awaited"));  // half-written or connecting: start over
+          }
+        }
+        break;
+      }
       fds.clear();
       idx.clear();
       for (size_t i = 0; i < p.size(); ++i) {
@@ -288,7 +326,6 @@ class RedisTransport : public Transport {
     return replies;
   }
 
- private:
   std::vector<std::unique_ptr<Connection>> conns_;
 };
 

@@ -20,6 +20,8 @@
 namespace lockstorm {
 namespace {
 
+static_assert(sizeof(lockstorm_clock_shm) == 64, "the shim and lockstorm must agree on the layout");
+
 constexpr int64_t kNsPerUs = 1000;
 constexpr double kMaxRate = 1000.0;
 constexpr int kMaxCreateAttempts = 100;  // distinct names tried before giving up

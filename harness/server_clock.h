@@ -30,12 +30,12 @@ namespace lockstorm {
 // The skew parameters (what the shared memory holds), as a value. Pure functions below are the
 // arithmetic the shim applies; they are shared with it through lockstorm_clock_skew_ns().
 struct ServerClockParams {
-  int64_t anchor_realtime_ns = 0;   // real CLOCK_REALTIME at the last change
-  int64_t anchor_monotonic_ns = 0;  // real CLOCK_MONOTONIC at (about) the same moment
-  int64_t anchor_offset_ns = 0;     // CLOCK_REALTIME's skewed - real at the anchor
+  int64_t anchor_realtime_ns = 0;          // real CLOCK_REALTIME at the last change
+  int64_t anchor_monotonic_ns = 0;         // real CLOCK_MONOTONIC at (about) the same moment
+  int64_t anchor_offset_ns = 0;            // CLOCK_REALTIME's skewed - real at the anchor
   int64_t anchor_monotonic_offset_ns = 0;  // CLOCK_MONOTONIC's skewed - real at the anchor
-  double rate = 1.0;                // skewed ns per real ns since the anchor; > 0
-  bool skew_monotonic = false;      // also skew CLOCK_MONOTONIC{,_COARSE}
+  double rate = 1.0;                       // skewed ns per real ns since the anchor; > 0
+  bool skew_monotonic = false;             // also skew CLOCK_MONOTONIC{,_COARSE}
 };
 
 // The skewed CLOCK_REALTIME for the real reading `real_ns` (ns since the epoch).

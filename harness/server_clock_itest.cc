@@ -248,12 +248,14 @@ TEST(ServerClockITest, WithoutClockControlThereIsNoClock) {
 
 TEST(ServerClockITest, AtRateTwoPttlFallsTwiceAsFastAsRealTime) {
   double measured = MeasuredPttlRate(2.0, 500);
+  ::testing::Test::RecordProperty("measured_rate", std::to_string(measured));
   EXPECT_GE(measured, 1.5);
   EXPECT_LE(measured, 2.5);
 }
 
 TEST(ServerClockITest, AtRateOneHalfPttlFallsHalfAsFastAsRealTime) {
   double measured = MeasuredPttlRate(0.5, 500);
+  ::testing::Test::RecordProperty("measured_rate", std::to_string(measured));
   EXPECT_GE(measured, 0.3);
   EXPECT_LE(measured, 0.7);
 }
@@ -360,8 +362,8 @@ TEST(ServerClockITest, ShimSkewsMonotonicOnlyWhenAsked) {
     *realtime_offset_us = rt_ns / 1000 - (real_before + real_after) / 2;
     // Local monotonic after the child exited: the child's real reading was at most the run's
     // duration before it.
-    *monotonic_offset_us = mono_ns / 1000 - (static_cast<int64_t>(mono.tv_sec) * kSecUs +
-                                             mono.tv_nsec / 1000);
+    *monotonic_offset_us =
+        mono_ns / 1000 - (static_cast<int64_t>(mono.tv_sec) * kSecUs + mono.tv_nsec / 1000);
   };
   constexpr int64_t kSlackUs = 5 * kSecUs;  // covers a slow python start-up
   clock->Jump(kDayUs);

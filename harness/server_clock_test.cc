@@ -89,7 +89,8 @@ TEST(ServerClockArithmeticTest, ReanchoringIsContinuousAndKeepsTheRate) {
   EXPECT_EQ(q.anchor_offset_ns, 3 * kSecNs);
   // A rate change after re-anchoring only changes the slope from the anchor on.
   q.rate = 4.0;
-  EXPECT_EQ(SkewedRealtimeNs(q, kRealtimeNs + later_ns), SkewedRealtimeNs(p, kRealtimeNs + later_ns));
+  EXPECT_EQ(SkewedRealtimeNs(q, kRealtimeNs + later_ns),
+            SkewedRealtimeNs(p, kRealtimeNs + later_ns));
   EXPECT_EQ(SkewedRealtimeNs(q, kRealtimeNs + later_ns + kSecNs) -
                 SkewedRealtimeNs(q, kRealtimeNs + later_ns),
             4 * kSecNs);
@@ -125,7 +126,7 @@ class ServerClockTest : public ::testing::Test {
 
 TEST_F(ServerClockTest, CreatesAnInitialisedFileThatTheDestructorRemoves) {
   std::string path = clock_->path();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
   EXPECT_EQ(static_cast<size_t>(st.st_size), sizeof(lockstorm_clock_shm));
   EXPECT_EQ(st.st_mode & 0777, 0600u);

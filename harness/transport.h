@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +57,20 @@ class Transport {
   // of `nodes`, in the same order; nodes that did not answer in time get kTimeout.
   virtual std::vector<Reply> CallMany(const std::vector<int>& nodes, const Command& cmd,
                                       int64_t timeout_us) = 0;
+
+  // Decides, from the replies so far (nullptr = not answered yet), that the rest need not be
+  // awaited — e.g. Redlock once a quorum said OK, or once a quorum became impossible.
+  using Decided = std::function<bool(const std::vector<const Reply*>& replies)>;
+
+  // Like CallMany, but returns as soon as `decided` is true. Replies not awaited come back as
+  // kTimeout with str "not awaited": their commands were sent and may run (unknown outcome);
+  // the transport reads and discards those replies before the next reply on the same
+  // connection. Default: waits for every reply, exactly like CallMany.
+  virtual std::vector<Reply> CallManyUntil(const std::vector<int>& nodes, const Command& cmd,
+                                           int64_t timeout_us, const Decided& decided) {
+    (void)decided;
+    return CallMany(nodes, cmd, timeout_us);
+  }
 };
 
 struct ServerAddress {

@@ -204,8 +204,23 @@ class RedlockLock : public Lock {
   Outcome TryOnce(const std::string& key, int64_t ttl_ms, Lease* lease, std::string* why) {
     const std::string token = RandomToken(rng_);
     const int64_t t0 = clock_->NowUs();
-    std::vector<Reply> replies =
-        FanOut({"SET", key, token, "NX", "PX", std::to_string(ttl_ms)}, NodeTimeoutUs(ttl_ms));
+    // Stop waiting once the outcome is decided: a quorum of OKs, or so many definite refusals
+    // that no quorum is possible. The slowest nodes then do not add to the latency; their SET
+    // was sent and may apply (release and cleanup go to every node anyway).
+    const int n = static_cast<int>(nodes_.size());
+    const int quorum = quorum_;
+    std::vector<Reply> replies = transport_->CallManyUntil(
+        nodes_, {"SET", key, token, "NX", "PX", std::to_string(ttl_ms)}, NodeTimeoutUs(ttl_ms),
+        [n, quorum](const std::vector<const Reply*>& so_far) {
+          int yes = 0, no = 0;
+          for (const Reply* r : so_far) {
+            if (r == nullptr) continue;
+            if (r->is_ok_status()) ++yes;
+            else if (!r->unknown()) ++no;
+          }
+          return yes >= quorum || no > n - quorum;
+        });
+    replies.resize(nodes_.size(), Reply::IoError("no reply from transport"));
     const int64_t elapsed_us = clock_->NowUs() - t0;
     const int64_t validity_ms = (ttl_ms * 1000 - elapsed_us - DriftUs(ttl_ms)) / 1000;
     int oks = 0;

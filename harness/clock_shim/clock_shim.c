@@ -40,6 +40,9 @@
 
 #include "harness/clock_shim/clock_shim_shm.h"
 
+_Static_assert(sizeof(lockstorm_clock_shm) == 64,
+               "the shim and lockstorm must agree on the layout");
+
 #define SHIM_EXPORT __attribute__((visibility("default")))
 
 #define NS_PER_SEC INT64_C(1000000000)
@@ -90,7 +93,8 @@ static void init_shm(void) {
     if (fd >= 0) {
       struct stat st;
       if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(lockstorm_clock_shm)) {
-        void* p = mmap(NULL, sizeof(lockstorm_clock_shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        void* p =
+            mmap(NULL, sizeof(lockstorm_clock_shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p != MAP_FAILED) {
           lockstorm_clock_shm* shm = (lockstorm_clock_shm*)p;
           if (__atomic_load_n(&shm->magic, __ATOMIC_ACQUIRE) == LOCKSTORM_CLOCK_SHM_MAGIC &&

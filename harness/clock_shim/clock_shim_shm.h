@@ -47,9 +47,9 @@ typedef struct lockstorm_clock_shm {
   int64_t anchor_monotonic_ns; /* real CLOCK_MONOTONIC at (about) the same moment */
   int64_t anchor_offset_ns;    /* CLOCK_REALTIME's skewed - real at the anchor */
   int64_t anchor_monotonic_offset_ns; /* CLOCK_MONOTONIC's skewed - real at the anchor */
-  double rate;                 /* skewed ns per real ns from the anchor on; > 0 */
-  uint32_t flags;              /* LOCKSTORM_CLOCK_FLAG_* */
-  uint32_t attach_count;       /* incremented by each process whose shim mapped the file */
+  double rate;                        /* skewed ns per real ns from the anchor on; > 0 */
+  uint32_t flags;                     /* LOCKSTORM_CLOCK_FLAG_* */
+  uint32_t attach_count;              /* incremented by each process whose shim mapped the file */
 } lockstorm_clock_shm;
 
 /* The one formula, shared by the shim and ServerClock: the skewed reading of a clock whose
