@@ -39,12 +39,18 @@ namespace lockstorm {
 
 const char* LinkModeName(LinkMode m) {
   switch (m) {
-    case LinkMode::kPass: return "pass";
-    case LinkMode::kBlackhole: return "blackhole";
-    case LinkMode::kDropReplies: return "drop-replies";
-    case LinkMode::kDropRequests: return "drop-requests";
-    case LinkMode::kStall: return "stall";
-    case LinkMode::kRefuse: return "refuse";
+    case LinkMode::kPass:
+      return "pass";
+    case LinkMode::kBlackhole:
+      return "blackhole";
+    case LinkMode::kDropReplies:
+      return "drop-replies";
+    case LinkMode::kDropRequests:
+      return "drop-requests";
+    case LinkMode::kStall:
+      return "stall";
+    case LinkMode::kRefuse:
+      return "refuse";
   }
   return "?";
 }
@@ -172,10 +178,14 @@ void AbortFd(int fd) {
 
 bool Drops(LinkMode m, int d) {
   switch (m) {
-    case LinkMode::kBlackhole: return true;
-    case LinkMode::kDropReplies: return d == static_cast<int>(Direction::kReplies);
-    case LinkMode::kDropRequests: return d == static_cast<int>(Direction::kRequests);
-    default: return false;
+    case LinkMode::kBlackhole:
+      return true;
+    case LinkMode::kDropReplies:
+      return d == static_cast<int>(Direction::kReplies);
+    case LinkMode::kDropRequests:
+      return d == static_cast<int>(Direction::kRequests);
+    default:
+      return false;
   }
 }
 
@@ -328,8 +338,7 @@ class ProxyLoop::Impl {
       l->listening = false;
     } else if (m != LinkMode::kRefuse && !l->listening) {
       if (listen(l->listen_fd, 128) != 0) {
-        return Status::IoError(std::string("fault proxy: cannot listen again: ") +
-                               strerror(errno));
+        return Status::IoError(std::string("fault proxy: cannot listen again: ") + strerror(errno));
       }
       l->listening = true;
       Status s = Register(l->listen_fd, EPOLLIN, &l->h, false);

@@ -21,11 +21,14 @@
 //                 ResetConnections() models a node whose process is gone.
 //
 // Connection teardown (a FIN or an RST seen on one side) travels like the data of its direction:
-// after that direction's latency, and it is HELD (not discarded) while that direction drops bytes,
-// then delivered when the direction passes again (TCP retransmits a FIN; holding it means no
-// connection is leaked by a partition). Upstream connections are opened lazily, when the first
-// request byte is to be delivered, so a connection made and closed during a partition never
-// reaches the server. If the upstream connect fails the client connection is reset.
+// after that direction's latency, and it is HELD (not discarded) while that direction drops or
+// stalls bytes, then delivered when the direction passes again (TCP retransmits a FIN). Two
+// exceptions keep partitions from piling up connections, both unobservable by the peers: a
+// teardown toward a side that has itself already closed is delivered at once in the drop modes,
+// and a client connection that never reached the server is freed at once. Upstream connections
+// are opened lazily, when the first request byte is to be delivered, so a connection made and
+// closed during a partition never reaches the server. If the upstream connect fails the client
+// connection is reset.
 //
 // Latency: each chunk (one recv() worth of bytes) read in direction d is delivered at
 // read time + latency_us + uniform[-jitter_us, +jitter_us] (the sum clamped at >= 0), but never
@@ -49,10 +52,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <random>
-#include <deque>
 #include <string>
 
 #include "harness/status.h"
@@ -70,10 +73,10 @@ enum class Direction { kRequests = 0, kReplies = 1 };
 const char* DirectionName(Direction d);  // "requests", "replies"
 
 struct FaultProxyOptions {
-  int max_connections = 1024;                  // per link; more are reset at once
-  int64_t max_buffered_bytes = 4 << 20;        // per connection and direction (backpressure)
-  int64_t control_timeout_ms = 5000;           // bound on every wait for the loop thread
-  uint64_t seed = 1;                           // jitter random numbers (per link)
+  int max_connections = 1024;            // per link; more are reset at once
+  int64_t max_buffered_bytes = 4 << 20;  // per connection and direction (backpressure)
+  int64_t control_timeout_ms = 5000;     // bound on every wait for the loop thread
+  uint64_t seed = 1;                     // jitter random numbers (per link)
 };
 
 // Counters of one link since Start. Arrays are indexed by Direction. A chunk is one recv() worth
@@ -86,6 +89,7 @@ struct LinkStats {
   int64_t dropped_chunks[2] = {0, 0};
   int64_t accepted_connections = 0;  // accepted by the proxy (refused ones not included)
   int64_t refused_connections = 0;   // reset at once because max_connections was reached
+                                     // (kRefuse refusals happen in the kernel: not counted)
   int64_t reset_connections = 0;     // reset by ResetConnections()
   int64_t upstream_failures = 0;     // upstream connects that failed (client reset)
   int64_t open_connections = 0;      // currently open client connections
@@ -182,8 +186,8 @@ class FaultProxy {
 struct DelayedChunk {
   enum class Kind { kData, kFin, kRst };
   Kind kind = Kind::kData;
-  std::string bytes;   // kData only
-  size_t offset = 0;   // bytes of `bytes` already written
+  std::string bytes;  // kData only
+  size_t offset = 0;  // bytes of `bytes` already written
   int64_t due_us = 0;
 };
 

@@ -1,20 +1,18 @@
 // Integration tests of FaultProxy against a real redis-server: every mode, latency, resets.
 // Waits are bounded and event-driven (replies, proxy counters via WaitForStats); the only
 // "nothing happens" checks (a blackholed socket stays silent and open) use a short bounded poll.
-#include "harness/fault_proxy.h"
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <string>
 
+#include "harness/fault_proxy.h"
 #include "tests/test_util.h"
 
 namespace lockstorm {
@@ -159,8 +157,7 @@ TEST_F(FaultProxyITest, DropRepliesIsTheGhostLock) {
   // The server answered (so it ran the command) and the proxy dropped the answer.
   ASSERT_TRUE(WaitFor([](const LinkStats& s) { return s.dropped_chunks[1] >= 1; }));
   r = Direct({"GET", "ghost"});
-  EXPECT_EQ(r.type, Reply::Type::kString) << "the request must have been applied: "
-                                          << r.ToString();
+  EXPECT_EQ(r.type, Reply::Type::kString) << "the request must have been applied: " << r.ToString();
   EXPECT_EQ(r.str, "me");
   ASSERT_TRUE(proxy_->SetMode(LinkMode::kPass).ok());
   r = Via({"PING"});  // the transport reconnects after the timeout
@@ -318,8 +315,8 @@ TEST_F(FaultProxyITest, SharedLoopServesIndependentLinks) {
     if (i == 2) {
       EXPECT_EQ(rs[2].type, Reply::Type::kTimeout) << rs[2].ToString();
     } else {
-      EXPECT_EQ(rs[static_cast<size_t>(i)].str, "PONG") << i << ": "
-                                                        << rs[static_cast<size_t>(i)].ToString();
+      EXPECT_EQ(rs[static_cast<size_t>(i)].str, "PONG")
+          << i << ": " << rs[static_cast<size_t>(i)].ToString();
     }
   }
   links[4].reset();  // stopping one link leaves the others running

@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   run->add_option("--pin", ro.pin,
                   "CPU placement: none, same (lockstorm and servers on CPU 0), split (lockstorm on 0, servers on 1)")
       ->envname("LOCKSTORM_PIN");
+  run->add_flag("--extend", ro.extend, "Clients extend their lease when a hold would outlive it");
   run->add_flag("--quiet", ro.quiet, "Print only the summary table");
 
   CLI::App* list = app.add_subcommand("list", "List built-in locks and scenarios");

@@ -151,6 +151,7 @@ Status ApplyOverrides(const RunOptions& o, Scenario* sc) {
       return Status::InvalidArgument("--wait-ms: expected 0..3600000");
     w.wait_ms = *o.wait_ms;
   }
+  if (o.extend) w.extend = true;
   if (!o.persistence.empty() && !ParsePersistence(o.persistence, &sc->persistence)) {
     return Status::InvalidArgument("--persistence: expected none, rdb, aof-everysec or aof-always, got '" +
                                    o.persistence + "'");

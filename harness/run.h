@@ -19,6 +19,7 @@ struct RunOptions {
   std::optional<double> duration_s;
   std::optional<int64_t> ttl_ms;
   std::optional<int64_t> wait_ms;
+  bool extend = false;                  // clients extend when a hold would outlive the lease
   std::optional<uint64_t> seed;         // random if absent (printed)
   std::string out_dir;                  // the run directory; default runs/<time>-<seed>
   std::string servers;                  // external servers "host:port,..." (empty: embedded)

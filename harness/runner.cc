@@ -62,7 +62,8 @@ class Client : public LockObserver {
 
   // Builds the lock, opens its connections and starts its plug-in, outside the measured run.
   void Prepare(RunStats* stats) {
-    transport_ = NewRedisTransport(sh_.ctx->servers);
+    transport_ = sh_.ctx->new_transport ? sh_.ctx->new_transport(sh_.ctx->servers)
+                                        : NewRedisTransport(sh_.ctx->servers);
     LockEnv env;
     env.transport = transport_.get();
     env.clock = RealClock();

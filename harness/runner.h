@@ -72,6 +72,9 @@ struct RunContext {
   std::string key_prefix;               // every key this run touches starts with it
   uint64_t seed = 0;
   const std::atomic<bool>* stop = nullptr;  // set to end early (Ctrl-C)
+  // Builds each client's transport; default NewRedisTransport. The seam through which unit
+  // tests (an in-memory Redis), the fault proxy and the simulator reach the runner.
+  std::function<std::unique_ptr<Transport>(const std::vector<ServerAddress>&)> new_transport;
 };
 
 // Runs `impl` through `scenario`. Never throws; infrastructure errors are counted in stats.
