@@ -67,18 +67,30 @@ Servers& GetServers() {
   return *s;
 }
 
-void BM_LockCycle(benchmark::State& state, std::string impl_name) {
-  Servers& servers = GetServers();
+// One client of a built-in lock over the shared servers: its transport and the lock.
+struct BenchClient {
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<Lock> lock;
+};
+
+BenchClient MakeClient(const std::string& impl_name, uint64_t seed) {
   const ImplInfo* info = FindBuiltinImpl(impl_name);
-  std::vector<ServerAddress> addrs = servers.set.addresses();
+  std::vector<ServerAddress> addrs = GetServers().set.addresses();
   if (!info->multi_node) addrs.resize(1);
-  auto transport = NewRedisTransport(addrs);
+  BenchClient c;
+  c.transport = NewRedisTransport(addrs);
   LockEnv env;
-  env.transport = transport.get();
+  env.transport = c.transport.get();
   env.clock = RealClock();
-  env.seed = 42;
+  env.seed = seed;
   env.client_id = "bench";
-  auto lock = info->make(env);
+  c.lock = info->make(env);
+  return c;
+}
+
+void BM_LockCycle(benchmark::State& state, std::string impl_name) {
+  BenchClient client = MakeClient(impl_name, 42);
+  Lock* lock = client.lock.get();
   const std::string key = "lockstorm:bench:" + impl_name;
   int64_t failures = 0;
   for (auto _ : state) {
@@ -97,17 +109,8 @@ void BM_LockCycle(benchmark::State& state, std::string impl_name) {
 // Acquire alone (manual timing; the release between iterations is not counted): the figure
 // that compares Redlock's concurrent fan-out over 5 nodes with a single-node acquire.
 void BM_Acquire(benchmark::State& state, std::string impl_name) {
-  Servers& servers = GetServers();
-  const ImplInfo* info = FindBuiltinImpl(impl_name);
-  std::vector<ServerAddress> addrs = servers.set.addresses();
-  if (!info->multi_node) addrs.resize(1);
-  auto transport = NewRedisTransport(addrs);
-  LockEnv env;
-  env.transport = transport.get();
-  env.clock = RealClock();
-  env.seed = 43;
-  env.client_id = "bench";
-  auto lock = info->make(env);
+  BenchClient client = MakeClient(impl_name, 43);
+  Lock* lock = client.lock.get();
   const std::string key = "lockstorm:bench:acquire:" + impl_name;
   for (auto _ : state) {
     const int64_t t0 = RealClock()->NowUs();

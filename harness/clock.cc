@@ -52,22 +52,17 @@ void SkewedClock::SleepUs(int64_t duration_us) {
   base_->SleepUs(static_cast<int64_t>(static_cast<double>(duration_us) / p.rate));
 }
 
-void SkewedClock::Jump(int64_t delta_us) {
+void SkewedClock::Reanchor(int64_t delta_us, std::optional<double> rate) {
   std::lock_guard<std::mutex> lock(mu_);
-  int64_t base_now = base_->NowUs();
-  int64_t skewed_now =
+  const int64_t base_now = base_->NowUs();
+  const int64_t skewed_now =
       params_.anchor_skewed_us +
       static_cast<int64_t>(static_cast<double>(base_now - params_.anchor_base_us) * params_.rate);
-  params_ = {base_now, skewed_now + delta_us, params_.rate};
+  params_ = {base_now, skewed_now + delta_us, rate.value_or(params_.rate)};
 }
 
-void SkewedClock::SetRate(double rate) {
-  std::lock_guard<std::mutex> lock(mu_);
-  int64_t base_now = base_->NowUs();
-  int64_t skewed_now =
-      params_.anchor_skewed_us +
-      static_cast<int64_t>(static_cast<double>(base_now - params_.anchor_base_us) * params_.rate);
-  params_ = {base_now, skewed_now, rate};
-}
+void SkewedClock::Jump(int64_t delta_us) { Reanchor(delta_us, std::nullopt); }
+
+void SkewedClock::SetRate(double rate) { Reanchor(0, rate); }
 
 }  // namespace lockstorm

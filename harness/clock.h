@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 
 namespace lockstorm {
 
@@ -55,6 +56,9 @@ class SkewedClock : public Clock {
     double rate;
   };
   Params Load() const;
+  // Continues from the current reading, stepped by delta_us, at `rate` (or the current
+  // rate) from now on.
+  void Reanchor(int64_t delta_us, std::optional<double> rate);
   Clock* base_;
   mutable std::mutex mu_;
   Params params_;

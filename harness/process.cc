@@ -63,22 +63,6 @@ void WriteAll(int fd, const std::string& s) {
   _exit(0);
 }
 
-std::string ResolveInPath(const std::string& prog) {
-  if (prog.find('/') != std::string::npos) return prog;
-  const char* path = getenv("PATH");
-  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find(':', start);
-    if (end == std::string::npos) end = p.size();
-    std::string dir = p.substr(start, end - start);
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + prog;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return "";
-}
 
 // All forks happen on one long-lived thread: PR_SET_PDEATHSIG fires when the *thread* that
 // forked the child exits, so forking from short-lived client threads would kill children early.
@@ -131,7 +115,7 @@ class Spawner {
 
 Status SpawnNow(const SpawnOptions& opts, pid_t* pid_out, int* in_fd, int* out_fd) {
   if (opts.argv.empty()) return Status::InvalidArgument("spawn: empty command");
-  std::string exe = ResolveInPath(opts.argv[0]);
+  std::string exe = FindExecutable(opts.argv[0]);
   if (exe.empty()) return Status::NotFound(opts.argv[0] + ": not found in PATH");
 
   // Everything the child needs is prepared before fork(): after it, only async-signal-safe calls.
@@ -236,6 +220,23 @@ Status SpawnNow(const SpawnOptions& opts, pid_t* pid_out, int* in_fd, int* out_f
 }
 
 }  // namespace
+
+std::string FindExecutable(const std::string& prog) {
+  if (prog.find('/') != std::string::npos) return access(prog.c_str(), X_OK) == 0 ? prog : "";
+  const char* path = getenv("PATH");
+  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find(':', start);
+    if (end == std::string::npos) end = p.size();
+    std::string dir = p.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + prog;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
 
 Status Spawn(const SpawnOptions& opts, std::unique_ptr<Process>* out) {
   pid_t pid = -1;

@@ -58,6 +58,10 @@ class Process {
   int wait_status_ = 0;
 };
 
+// The executable `prog` resolves to ("" if none): itself when it contains a '/' and is
+// executable, else the first executable match in $PATH.
+std::string FindExecutable(const std::string& prog);
+
 // Starts a child. Fails with a one-line message if the program cannot be executed.
 Status Spawn(const SpawnOptions& opts, std::unique_ptr<Process>* out);
 

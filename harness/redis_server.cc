@@ -102,23 +102,6 @@ std::string ConfQuote(const std::string& s) {
   return out + "\"";
 }
 
-// Returns the executable `prog` resolves to, or "" (PATH lookup when it has no '/').
-std::string FindExecutable(const std::string& prog) {
-  if (prog.find('/') != std::string::npos) return access(prog.c_str(), X_OK) == 0 ? prog : "";
-  const char* path = getenv("PATH");
-  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find(':', start);
-    if (end == std::string::npos) end = p.size();
-    std::string dir = p.substr(start, end - start);
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + prog;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return "";
-}
 
 // The log's contents from byte `from` on (at most the last 64 KiB of it).
 std::string ReadLogFrom(const std::string& path, int64_t from) {

@@ -80,10 +80,10 @@ struct Scenario {
   Workload workload;
   int nodes = 0;     // Redis nodes; 0 = decided by the locks (1, or --nodes for multi-node)
   int replicas = 0;  // replicas per node
-  std::vector<NemesisEvent> nemesis;
+  std::vector<NemesisEvent> nemesis{};
   // Lock name → kExpectSafe | kExpectUnsafe | kExpectLiveness. Locks not listed keep their
   // own declaration (built-in expected_unsafe lists, plug-in expected_unsafe).
-  std::map<std::string, std::string> expectations;
+  std::map<std::string, std::string> expectations{};
   int64_t liveness_bound_ms = 0;  // a free lock must be acquirable within this; 0 = ttl + 1000
 
   bool operator==(const Scenario&) const = default;
