@@ -10,11 +10,13 @@
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <limits>
-#include <set>
-#include <utility>
-
 #include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace lockstorm {
 
@@ -28,13 +30,14 @@ struct FaultSpec {
   const char* name;
   bool nodes;
   bool clients;
-  bool groups;       // "groups"
-  bool latency;      // "latency_ms", "jitter_ms"
-  bool delta;        // "delta_ms"
-  bool rate;         // "rate"
-  bool restart;      // "persistence", "delay_ms"
+  bool groups;   // "groups"
+  bool latency;  // "latency_ms", "jitter_ms"
+  bool delta;    // "delta_ms"
+  bool rate;     // "rate"
+  bool restart;  // "persistence", "delay_ms"
 };
 
+// clang-format off
 constexpr FaultSpec kFaultSpecs[] = {
     // name                 nodes  clients groups latency delta  rate   restart
     {"pause-holder",        false, true,   false, false,  false, false, false},
@@ -55,6 +58,7 @@ constexpr FaultSpec kFaultSpecs[] = {
     {"failover",            true,  false,  false, false,  false, false, false},
     {"cut-replication",     true,  false,  false, false,  false, false, false},
 };
+// clang-format on
 
 const FaultSpec* FindFault(const std::string& name) {
   for (const FaultSpec& f : kFaultSpecs)
@@ -140,7 +144,13 @@ std::string Describe(const json& v) {
   return s;
 }
 
-std::string NumberText(double d) { return Describe(json(d)); }
+// Integral values print without ".0", as a human would write the bound.
+std::string NumberText(double d) {
+  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 1e15) {
+    return std::to_string(static_cast<int64_t>(d));
+  }
+  return Describe(json(d));
+}
 
 std::string Child(const std::string& path, const std::string& key) {
   bool plain = !key.empty() && !std::isdigit(static_cast<unsigned char>(key[0]));
@@ -169,7 +179,8 @@ std::string JoinNames(const char* const* names, size_t n) {
 
 std::string FaultList() {
   std::string out;
-  for (const char* const* f = KnownFaults(); *f; ++f) out += (out.empty() ? "" : ", ") + std::string(*f);
+  for (const char* const* f = KnownFaults(); *f; ++f)
+    out += (out.empty() ? "" : ", ") + std::string(*f);
   return out;
 }
 
@@ -204,11 +215,12 @@ class Errors {
                      const std::string& lo_name = "") const {
     const bool ok = std::isfinite(v) && (lo_open ? v > lo : v >= lo) && v <= hi;
     if (ok) return Status::Ok();
-    const std::string lo_text = lo_name.empty() ? NumberText(lo) : lo_name + " (" + NumberText(lo) + ")";
-    return Expected(path,
-                    "a number in " + std::string(lo_open ? "(" : "[") + lo_text + ", " +
-                        NumberText(hi) + "]",
-                    NumberText(v));
+    const std::string lo_text =
+        lo_name.empty() ? NumberText(lo) : lo_name + " (" + NumberText(lo) + ")";
+    return Expected(
+        path,
+        "a number in " + std::string(lo_open ? "(" : "[") + lo_text + ", " + NumberText(hi) + "]",
+        NumberText(v));
   }
 
   // An index into 0..count-1; `what` names the thing ("node index").
@@ -228,8 +240,9 @@ class Errors {
 // How many nodes the indexes of a nemesis event may address, and the note in the message.
 int NodeCount(const Scenario& s) { return s.nodes > 0 ? s.nodes : kMaxNodesUnset; }
 std::string NodeCountNote(const Scenario& s) {
-  return s.nodes > 0 ? " (topology.nodes = " + std::to_string(s.nodes) + ")"
-                     : " (topology.nodes unset: at most " + std::to_string(kMaxNodesUnset) + " nodes)";
+  return s.nodes > 0
+             ? " (topology.nodes = " + std::to_string(s.nodes) + ")"
+             : " (topology.nodes unset: at most " + std::to_string(kMaxNodesUnset) + " nodes)";
 }
 std::string ClientCountNote(const Scenario& s) {
   return " (workload.clients = " + std::to_string(s.workload.clients) + ")";
@@ -244,14 +257,15 @@ class Parser {
 
   Status ReadScenario(const json& doc, Scenario* s) {
     const std::string root = "$";
-    LOCKSTORM_RETURN_IF_ERROR(CheckObject(doc, root, {"name", "description", "topology", "workload",
-                                                      "nemesis", "expectations",
-                                                      "liveness_bound_ms"}));
+    LOCKSTORM_RETURN_IF_ERROR(CheckObject(doc, root,
+                                          {"name", "description", "topology", "workload", "nemesis",
+                                           "expectations", "liveness_bound_ms"}));
     if (!doc.contains("name")) return err_.At("$.name", "required: expected a non-empty string");
     LOCKSTORM_RETURN_IF_ERROR(ReadString(doc, root, "name", /*nonempty=*/true, &s->name));
     LOCKSTORM_RETURN_IF_ERROR(ReadString(doc, root, "description", false, &s->description));
     if (doc.contains("topology")) LOCKSTORM_RETURN_IF_ERROR(ReadTopology(doc["topology"], s));
-    if (doc.contains("workload")) LOCKSTORM_RETURN_IF_ERROR(ReadWorkload(doc["workload"], &s->workload));
+    if (doc.contains("workload"))
+      LOCKSTORM_RETURN_IF_ERROR(ReadWorkload(doc["workload"], &s->workload));
     if (doc.contains("nemesis")) {
       const json& arr = doc["nemesis"];
       const std::string path = "$.nemesis";
@@ -294,8 +308,8 @@ class Parser {
       bool known = false;
       for (const char* a : allowed) known = known || key == a;
       if (!known) {
-        return err_.At(Child(path, key),
-                       "unknown key (expected one of " + JoinNames(allowed.begin(), allowed.size()) + ")");
+        return err_.At(Child(path, key), "unknown key (expected one of " +
+                                             JoinNames(allowed.begin(), allowed.size()) + ")");
       }
     }
     return Status::Ok();
@@ -309,7 +323,8 @@ class Parser {
     if (t.contains("persistence")) {
       const json& v = t["persistence"];
       if (!v.is_string() || !ParsePersistence(v.get<std::string>(), &s->persistence)) {
-        return err_.Expected(Child(path, "persistence"), "one of " + PersistenceList(), Describe(v));
+        return err_.Expected(Child(path, "persistence"), "one of " + PersistenceList(),
+                             Describe(v));
       }
     }
     return Status::Ok();
@@ -317,11 +332,13 @@ class Parser {
 
   Status ReadWorkload(const json& w, Workload* out) {
     const std::string path = "$.workload";
-    LOCKSTORM_RETURN_IF_ERROR(CheckObject(w, path, {"clients", "keys", "duration_ms", "ttl_ms",
-                                                    "wait_ms", "holds", "extend", "check_lease"}));
+    LOCKSTORM_RETURN_IF_ERROR(CheckObject(
+        w, path,
+        {"clients", "keys", "duration_ms", "ttl_ms", "wait_ms", "holds", "extend", "check_lease"}));
     LOCKSTORM_RETURN_IF_ERROR(ReadInt(w, path, "clients", kClientsRange, &out->clients));
     LOCKSTORM_RETURN_IF_ERROR(ReadInt(w, path, "keys", kKeysRange, &out->keys));
-    LOCKSTORM_RETURN_IF_ERROR(ReadInt(w, path, "duration_ms", kWorkloadDurationRange, &out->duration_ms));
+    LOCKSTORM_RETURN_IF_ERROR(
+        ReadInt(w, path, "duration_ms", kWorkloadDurationRange, &out->duration_ms));
     LOCKSTORM_RETURN_IF_ERROR(ReadInt(w, path, "ttl_ms", kTtlRange, &out->ttl_ms));
     LOCKSTORM_RETURN_IF_ERROR(ReadInt(w, path, "wait_ms", kWaitRange, &out->wait_ms));
     if (w.contains("holds")) {
@@ -333,14 +350,17 @@ class Parser {
       out->holds.clear();
       for (size_t i = 0; i < arr.size(); ++i) {
         const std::string bp = Index(hp, i);
-        LOCKSTORM_RETURN_IF_ERROR(CheckObject(arr[i], bp, {"weight", "lo_ttl_frac", "hi_ttl_frac"}));
+        LOCKSTORM_RETURN_IF_ERROR(
+            CheckObject(arr[i], bp, {"weight", "lo_ttl_frac", "hi_ttl_frac"}));
         HoldBand b{};
         for (const char* k : {"weight", "lo_ttl_frac", "hi_ttl_frac"}) {
           if (!arr[i].contains(k)) return err_.At(Child(bp, k), "required: expected a number");
         }
         LOCKSTORM_RETURN_IF_ERROR(ReadNumber(arr[i], bp, "weight", 0, true, kMaxWeight, &b.weight));
-        LOCKSTORM_RETURN_IF_ERROR(ReadNumber(arr[i], bp, "lo_ttl_frac", 0, false, kMaxTtlFrac, &b.lo_ttl_frac));
-        LOCKSTORM_RETURN_IF_ERROR(ReadNumber(arr[i], bp, "hi_ttl_frac", 0, false, kMaxTtlFrac, &b.hi_ttl_frac));
+        LOCKSTORM_RETURN_IF_ERROR(
+            ReadNumber(arr[i], bp, "lo_ttl_frac", 0, false, kMaxTtlFrac, &b.lo_ttl_frac));
+        LOCKSTORM_RETURN_IF_ERROR(
+            ReadNumber(arr[i], bp, "hi_ttl_frac", 0, false, kMaxTtlFrac, &b.hi_ttl_frac));
         out->holds.push_back(b);
       }
     }
@@ -351,9 +371,10 @@ class Parser {
 
   // `s` holds the topology and workload already read (the index bounds).
   Status ReadEvent(const json& v, const std::string& path, const Scenario& s, NemesisEvent* e) {
-    LOCKSTORM_RETURN_IF_ERROR(CheckObject(v, path, {"fault", "at_ms", "duration_ms", "nodes",
-                                                    "clients", "groups", "latency_ms", "jitter_ms",
-                                                    "delta_ms", "rate", "persistence", "delay_ms"}));
+    LOCKSTORM_RETURN_IF_ERROR(
+        CheckObject(v, path,
+                    {"fault", "at_ms", "duration_ms", "nodes", "clients", "groups", "latency_ms",
+                     "jitter_ms", "delta_ms", "rate", "persistence", "delay_ms"}));
     const std::string fp = Child(path, "fault");
     if (!v.contains("fault")) return err_.At(fp, "required: expected one of " + FaultList());
     const json& f = v["fault"];
@@ -363,8 +384,8 @@ class Parser {
     e->fault = f.get<std::string>();
     for (const auto& [key, unused] : v.items()) {
       if (key != "fault" && !FaultUsesField(e->fault, key)) {
-        return err_.At(Child(path, key), "not used by fault '" + e->fault + "' (used by: " +
-                                             FaultsUsing(key) + ")");
+        return err_.At(Child(path, key),
+                       "not used by fault '" + e->fault + "' (used by: " + FaultsUsing(key) + ")");
       }
     }
     LOCKSTORM_RETURN_IF_ERROR(ReadInt(v, path, "at_ms", kTimeRange, &e->at_ms));
@@ -392,7 +413,8 @@ class Parser {
       const json& p = v["persistence"];
       Persistence unused;
       if (!p.is_string() || !ParsePersistence(p.get<std::string>(), &unused)) {
-        return err_.Expected(Child(path, "persistence"), "one of " + PersistenceList(), Describe(p));
+        return err_.Expected(Child(path, "persistence"), "one of " + PersistenceList(),
+                             Describe(p));
       }
       e->persistence = p.get<std::string>();
     }
@@ -422,8 +444,9 @@ class Parser {
     const json& v = obj[key];
     const std::string p = Child(path, key);
     if (!v.is_number()) {
-      return err_.Expected(p, "a number in " + std::string(lo_open ? "(" : "[") + NumberText(lo) +
-                                  ", " + NumberText(hi) + "]",
+      return err_.Expected(p,
+                           "a number in " + std::string(lo_open ? "(" : "[") + NumberText(lo) +
+                               ", " + NumberText(hi) + "]",
                            Describe(v));
     }
     LOCKSTORM_RETURN_IF_ERROR(err_.CheckNumber(p, v.get<double>(), lo, lo_open, hi));
@@ -444,7 +467,8 @@ class Parser {
     if (!obj.contains(key)) return Status::Ok();
     const json& v = obj[key];
     if (!v.is_string() || (nonempty && v.get<std::string>().empty())) {
-      return err_.Expected(Child(path, key), nonempty ? "a non-empty string" : "a string", Describe(v));
+      return err_.Expected(Child(path, key), nonempty ? "a non-empty string" : "a string",
+                           Describe(v));
     }
     *out = v.get<std::string>();
     return Status::Ok();
@@ -463,7 +487,8 @@ class Parser {
       const json& x = arr[i];
       const std::string p = Index(path, i);
       if (!x.is_number_integer()) {
-        return err_.Expected(p, "a " + what + " in 0.." + std::to_string(count - 1) + note, Describe(x));
+        return err_.Expected(p, "a " + what + " in 0.." + std::to_string(count - 1) + note,
+                             Describe(x));
       }
       // Unsigned values above INT64_MAX read as negative here and fail the check.
       LOCKSTORM_RETURN_IF_ERROR(err_.CheckIndex(p, x.get<int64_t>(), count, what, note));
@@ -558,7 +583,8 @@ Status ValidateScenario(const Scenario& s, const std::string& source_name) {
       err.CheckInt("$.workload.duration_ms", w.duration_ms, kWorkloadDurationRange));
   LOCKSTORM_RETURN_IF_ERROR(err.CheckInt("$.workload.ttl_ms", w.ttl_ms, kTtlRange));
   LOCKSTORM_RETURN_IF_ERROR(err.CheckInt("$.workload.wait_ms", w.wait_ms, kWaitRange));
-  if (w.holds.empty()) return err.Expected("$.workload.holds", "a non-empty array of hold bands", "[]");
+  if (w.holds.empty())
+    return err.Expected("$.workload.holds", "a non-empty array of hold bands", "[]");
   for (size_t i = 0; i < w.holds.size(); ++i) {
     const HoldBand& b = w.holds[i];
     const std::string bp = Index("$.workload.holds", i);
@@ -578,16 +604,20 @@ Status ValidateScenario(const Scenario& s, const std::string& source_name) {
     // A field the fault does not take must keep its default.
     const NemesisEvent d;
     const std::pair<const char*, bool> set_fields[] = {
-        {"nodes", e.nodes != d.nodes},           {"clients", e.clients != d.clients},
-        {"groups", e.groups != d.groups},        {"latency_ms", e.latency_ms != d.latency_ms},
-        {"jitter_ms", e.jitter_ms != d.jitter_ms}, {"delta_ms", e.delta_ms != d.delta_ms},
-        {"rate", e.rate != d.rate},              {"persistence", e.persistence != d.persistence},
+        {"nodes", e.nodes != d.nodes},
+        {"clients", e.clients != d.clients},
+        {"groups", e.groups != d.groups},
+        {"latency_ms", e.latency_ms != d.latency_ms},
+        {"jitter_ms", e.jitter_ms != d.jitter_ms},
+        {"delta_ms", e.delta_ms != d.delta_ms},
+        {"rate", e.rate != d.rate},
+        {"persistence", e.persistence != d.persistence},
         {"delay_ms", e.delay_ms != d.delay_ms},
     };
     for (const auto& [field, set] : set_fields) {
       if (set && !FaultUsesField(e.fault, field)) {
-        return err.At(Child(path, field), "not used by fault '" + e.fault + "' (used by: " +
-                                              FaultsUsing(field) + ")");
+        return err.At(Child(path, field),
+                      "not used by fault '" + e.fault + "' (used by: " + FaultsUsing(field) + ")");
       }
     }
     LOCKSTORM_RETURN_IF_ERROR(err.CheckInt(path + ".at_ms", e.at_ms, kTimeRange));
@@ -597,8 +627,8 @@ Status ValidateScenario(const Scenario& s, const std::string& source_name) {
                                                "node index", NodeCountNote(s)));
     }
     for (size_t k = 0; k < e.clients.size(); ++k) {
-      LOCKSTORM_RETURN_IF_ERROR(err.CheckIndex(Index(path + ".clients", k), e.clients[k],
-                                               w.clients, "client index", ClientCountNote(s)));
+      LOCKSTORM_RETURN_IF_ERROR(err.CheckIndex(Index(path + ".clients", k), e.clients[k], w.clients,
+                                               "client index", ClientCountNote(s)));
     }
     for (size_t g = 0; g < e.groups.size(); ++g) {
       for (size_t k = 0; k < e.groups[g].size(); ++k) {
@@ -711,7 +741,9 @@ std::string ScenarioToJson(const Scenario& s) {
       {"name", s.name},
       {"description", s.description},
       {"topology",
-       {{"nodes", s.nodes}, {"replicas", s.replicas}, {"persistence", PersistenceName(s.persistence)}}},
+       {{"nodes", s.nodes},
+        {"replicas", s.replicas},
+        {"persistence", PersistenceName(s.persistence)}}},
       {"workload",
        {{"clients", w.clients},
         {"keys", w.keys},

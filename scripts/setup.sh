@@ -6,12 +6,16 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config git
   libhiredis-dev librapidcheck-dev nlohmann-json3-dev libbenchmark-dev libgtest-dev libgmock-dev
-  libcli11-dev redis-server redis-tools redis-sentinel python3 python3-redis nodejs npm)
+  libcli11-dev redis-server redis-tools redis-sentinel python3 python3-redis)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node may come from elsewhere than Debian (as on this project's machines): only a missing
+# node/npm command asks for Debian's packages.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

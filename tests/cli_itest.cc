@@ -193,6 +193,8 @@ TEST(Cli, BadInputGivesOneLineAndExit4) {
   TempDir d;
   std::string file = d.path() + "/a-file";
   std::ofstream(file) << "x";
+  std::string bad_scenario = d.path() + "/bad.json";
+  std::ofstream(bad_scenario) << R"({"name": "x", "workload": {"clients": "many"}})";
   const std::vector<BadInput> cases = {
       {{"run", "--impl", "no-such-lock"}, "--impl: unknown implementation 'no-such-lock'"},
       {{"run", "--scenario", "no-such-scenario"}, "--scenario: unknown scenario"},
@@ -207,6 +209,8 @@ TEST(Cli, BadInputGivesOneLineAndExit4) {
        "redis-server",
        {{"PATH", "/nonexistent"}}},
       {{"frobnicate"}, "frobnicate"},
+      {{"run", "--scenario", bad_scenario}, "$.workload.clients: expected an integer in 1..10000"},
+      {{"run", "--scenario", d.path() + "/missing.json"}, "--scenario: cannot read"},
   };
   for (const BadInput& c : cases) {
     std::vector<std::string> args = c.args;
