@@ -27,8 +27,10 @@ void Pin(pid_t pid, int cpu) {
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
-    sched_setaffinity(static_cast<pid_t>(std::stol(e.path().filename().string())), sizeof set, &set);
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
+    sched_setaffinity(static_cast<pid_t>(std::stol(e.path().filename().string())), sizeof set,
+                      &set);
 }
 
 // Five servers started once for the whole binary, stopped at exit.
@@ -101,8 +103,8 @@ void BM_LockCycle(benchmark::State& state, std::string impl_name) {
     }
     lock->Release(a.lease);
   }
-  state.counters["cycles_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                      benchmark::Counter::kIsRate);
+  state.counters["cycles_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["failures"] = static_cast<double>(failures);
 }
 
@@ -127,8 +129,7 @@ void BM_BareHiredisCycle(benchmark::State& state) {
   redisContext* c = redisConnect(a.host.c_str(), a.port);
   int64_t failures = 0;
   for (auto _ : state) {
-    auto* r = static_cast<redisReply*>(
-        redisCommand(c, "SET lockstorm:bench:bare tok NX PX 10000"));
+    auto* r = static_cast<redisReply*>(redisCommand(c, "SET lockstorm:bench:bare tok NX PX 10000"));
     bool ok = r && r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
     if (!ok) {
@@ -140,8 +141,8 @@ void BM_BareHiredisCycle(benchmark::State& state) {
     freeReplyObject(r);
   }
   redisFree(c);
-  state.counters["cycles_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                      benchmark::Counter::kIsRate);
+  state.counters["cycles_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["failures"] = static_cast<double>(failures);
 }
 

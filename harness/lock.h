@@ -35,9 +35,9 @@ const char* OutcomeName(Outcome o);  // "ok", "fail", "unknown"
 // What a successful acquire hands the client. Opaque to the runner except for the fields.
 struct Lease {
   std::string key;
-  std::string token;            // the lock's own identity of this grant (random value, ...)
+  std::string token;             // the lock's own identity of this grant (random value, ...)
   std::optional<int64_t> fence;  // fencing token, strictly increasing per key, if the lock has one
-  int64_t valid_ms = 0;         // remaining validity at completion, as measured by the lock
+  int64_t valid_ms = 0;          // remaining validity at completion, as measured by the lock
 };
 
 struct AcquireResult {
@@ -72,8 +72,8 @@ class LockObserver {
 struct LockEnv {
   Transport* transport = nullptr;
   Clock* clock = nullptr;
-  uint64_t seed = 0;       // per-client: tokens and retry delays derive from it
-  std::string client_id;   // "c3"
+  uint64_t seed = 0;                 // per-client: tokens and retry delays derive from it
+  std::string client_id;             // "c3"
   LockObserver* observer = nullptr;  // may be null
 };
 

@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
       "Exit codes: 0 no unexpected violation, 1 safety violation, 2 liveness violation, "
       "3 inconclusive, 4 usage/configuration/infrastructure error."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string(LOCKSTORM_VERSION) + " (" + LOCKSTORM_GIT_REVISION + ")");
+  app.set_version_flag("--version",
+                       std::string(LOCKSTORM_VERSION) + " (" + LOCKSTORM_GIT_REVISION + ")");
 
   RunOptions ro;
   std::vector<std::string> raw_impls;
@@ -57,39 +58,50 @@ int main(int argc, char** argv) {
   double duration_s = 0;
   int64_t ttl_ms = 0, wait_ms = 0;
   uint64_t seed = 0;
-  CLI::App* run = app.add_subcommand("run", "Run lock implementations through a scenario and write a report");
-  run->add_option("--impl", raw_impls,
-                  "Locks to test: built-in names (comma-separated; default: all built-in), or "
-                  "'exec:COMMAND' / 'NAME=exec:COMMAND' / 'exec:@file.json' for a plug-in. Repeatable.")
+  CLI::App* run =
+      app.add_subcommand("run", "Run lock implementations through a scenario and write a report");
+  run->add_option(
+         "--impl", raw_impls,
+         "Locks to test: built-in names (comma-separated; default: all built-in), or "
+         "'exec:COMMAND' / 'NAME=exec:COMMAND' / 'exec:@file.json' for a plug-in. Repeatable.")
       ->envname("LOCKSTORM_IMPL");
   run->add_option("--scenario", ro.scenario, "Built-in scenario name (see `lockstorm list`)")
       ->envname("LOCKSTORM_SCENARIO");
-  auto* o_clients = run->add_option("--clients", clients, "Concurrent clients (scenario default: 16)");
+  auto* o_clients =
+      run->add_option("--clients", clients, "Concurrent clients (scenario default: 16)");
   auto* o_keys = run->add_option("--keys", keys, "Keys contended on (default 1)");
-  auto* o_duration = run->add_option("--duration", duration_s, "Seconds per implementation (default 10)")
-                         ->envname("LOCKSTORM_DURATION");
+  auto* o_duration =
+      run->add_option("--duration", duration_s, "Seconds per implementation (default 10)")
+          ->envname("LOCKSTORM_DURATION");
   auto* o_ttl = run->add_option("--ttl-ms", ttl_ms, "Lock TTL in ms (default 500)");
-  auto* o_wait = run->add_option("--wait-ms", wait_ms, "Acquire retry budget in ms (default 2x TTL)");
-  auto* o_seed = run->add_option("--seed", seed, "Seed of every random choice (printed when not given)")
-                     ->envname("LOCKSTORM_SEED");
+  auto* o_wait =
+      run->add_option("--wait-ms", wait_ms, "Acquire retry budget in ms (default 2x TTL)");
+  auto* o_seed =
+      run->add_option("--seed", seed, "Seed of every random choice (printed when not given)")
+          ->envname("LOCKSTORM_SEED");
   run->add_option("--out", ro.out_dir, "Run directory to create (default runs/<time>-<seed>)")
       ->envname("LOCKSTORM_OUT");
   run->add_option("--servers", ro.servers,
                   "Use these redis servers (host:port,...) instead of starting embedded ones; "
                   "only keys under the run's prefix are touched")
       ->envname("LOCKSTORM_SERVERS");
-  run->add_option("--nodes", ro.nodes, "Embedded nodes for multi-node locks such as redlock (default 5)");
-  run->add_option("--persistence", ro.persistence, "Embedded servers' persistence: none, rdb, aof-everysec, aof-always");
+  run->add_option("--nodes", ro.nodes,
+                  "Embedded nodes for multi-node locks such as redlock (default 5)");
+  run->add_option("--persistence", ro.persistence,
+                  "Embedded servers' persistence: none, rdb, aof-everysec, aof-always");
   run->add_option("--pin", ro.pin,
-                  "CPU placement: none, same (lockstorm and servers on CPU 0), split (lockstorm on 0, servers on 1)")
+                  "CPU placement: none, same (lockstorm and servers on CPU 0), split (lockstorm on "
+                  "0, servers on 1)")
       ->envname("LOCKSTORM_PIN");
   run->add_flag("--extend", ro.extend, "Clients extend their lease when a hold would outlive it");
   run->add_flag("--quiet", ro.quiet, "Print only the summary table");
 
   CLI::App* list = app.add_subcommand("list", "List built-in locks and scenarios");
   std::string check_dir;
-  CLI::App* check = app.add_subcommand("check", "Re-check a stored run directory's history offline");
-  check->add_option("RUN_DIR", check_dir, "Run directory (holds history.jsonl and report.json)")->required();
+  CLI::App* check =
+      app.add_subcommand("check", "Re-check a stored run directory's history offline");
+  check->add_option("RUN_DIR", check_dir, "Run directory (holds history.jsonl and report.json)")
+      ->required();
 
   if (argc > 1 && argv[1][0] != '-') {
     const std::string sub = argv[1];

@@ -63,7 +63,6 @@ void WriteAll(int fd, const std::string& s) {
   _exit(0);
 }
 
-
 // All forks happen on one long-lived thread: PR_SET_PDEATHSIG fires when the *thread* that
 // forked the child exits, so forking from short-lived client threads would kill children early.
 class Spawner {
@@ -154,7 +153,8 @@ Status SpawnNow(const SpawnOptions& opts, pid_t* pid_out, int* in_fd, int* out_f
   if ((!opts.pipe_stdio && out_file < 0) || err_file < 0 || null_in < 0) {
     std::string what = err_file < 0 ? opts.stderr_path : opts.stdout_path;
     close_all();
-    for (int fd : {out_file, err_file, null_in}) if (fd >= 0) close(fd);
+    for (int fd : {out_file, err_file, null_in})
+      if (fd >= 0) close(fd);
     return Status::IoError("spawn: cannot open " + what + ": " + strerror(errno));
   }
   pid_t parent = getpid();
@@ -192,7 +192,8 @@ Status SpawnNow(const SpawnOptions& opts, pid_t* pid_out, int* in_fd, int* out_f
     _exit(127);
   }
   setpgid(pid, pid);  // also from the parent: no race with an early kill(-pgid)
-  for (int fd : {out_file, err_file, null_in}) if (fd >= 0) close(fd);
+  for (int fd : {out_file, err_file, null_in})
+    if (fd >= 0) close(fd);
   close(err_pipe[1]);
   int child_errno = 0;
   ssize_t n;
@@ -204,7 +205,10 @@ Status SpawnNow(const SpawnOptions& opts, pid_t* pid_out, int* in_fd, int* out_f
     int st;
     waitpid(pid, &st, 0);
     if (opts.pipe_stdio) {
-      close(in_pipe[0]); close(in_pipe[1]); close(out_pipe[0]); close(out_pipe[1]);
+      close(in_pipe[0]);
+      close(in_pipe[1]);
+      close(out_pipe[0]);
+      close(out_pipe[1]);
     }
     return Status::IoError("cannot execute " + opts.argv[0] + ": " + strerror(child_errno));
   }

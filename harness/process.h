@@ -23,12 +23,12 @@
 namespace lockstorm {
 
 struct SpawnOptions {
-  std::vector<std::string> argv;             // argv[0] is looked up in PATH
-  std::map<std::string, std::string> env;    // added to (overriding) the inherited environment
-  std::string stdout_path;                   // "" = /dev/null; ignored if pipe_stdio
-  std::string stderr_path;                   // "" = /dev/null
-  bool pipe_stdio = false;                   // give the caller the child's stdin and stdout
-  std::string cwd;                           // "" = inherit
+  std::vector<std::string> argv;           // argv[0] is looked up in PATH
+  std::map<std::string, std::string> env;  // added to (overriding) the inherited environment
+  std::string stdout_path;                 // "" = /dev/null; ignored if pipe_stdio
+  std::string stderr_path;                 // "" = /dev/null
+  bool pipe_stdio = false;                 // give the caller the child's stdin and stdout
+  std::string cwd;                         // "" = inherit
 };
 
 class Process {

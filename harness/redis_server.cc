@@ -102,7 +102,6 @@ std::string ConfQuote(const std::string& s) {
   return out + "\"";
 }
 
-
 // The log's contents from byte `from` on (at most the last 64 KiB of it).
 std::string ReadLogFrom(const std::string& path, int64_t from) {
   std::ifstream f(path, std::ios::binary);
@@ -309,8 +308,8 @@ Status EmbeddedServer::StartOnce(bool* port_taken) {
       if (clock_ && clock_->attach_count() == clock_attaches) {
         p->Stop(0);
         return Status::Internal(name() + ": the clock shim " + ServerClock::ShimPath() +
-                                " was not loaded into redis-server (LD_PRELOAD); log " +
-                                log_path_ + ": " + LastLine(ReadLogFrom(log_path_, log_start)));
+                                " was not loaded into redis-server (LD_PRELOAD); log " + log_path_ +
+                                ": " + LastLine(ReadLogFrom(log_path_, log_start)));
       }
       process_ = std::move(p);
       paused_ = false;

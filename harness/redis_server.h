@@ -32,8 +32,8 @@ bool ParsePersistence(const std::string& s, Persistence* out);
 struct ServerOptions {
   Persistence persistence = Persistence::kNone;
   std::string redis_server_path = "redis-server";  // looked up in PATH
-  int64_t start_timeout_ms = 10000;                 // bound on waiting for PING
-  std::vector<std::string> extra_config;            // extra redis.conf lines
+  int64_t start_timeout_ms = 10000;                // bound on waiting for PING
+  std::vector<std::string> extra_config;           // extra redis.conf lines
   // Start each server under the clock shim so that its wall clock can be skewed at run time
   // through EmbeddedServer::clock() (harness/server_clock.h, docs/clock-faults.md).
   bool clock_control = false;
@@ -48,11 +48,11 @@ class EmbeddedServer {
   // for PING. Fails with one line naming the server and the reason (binary missing, exited,
   // no PING within start_timeout_ms — the log path is named).
   Status Start();
-  void Kill();                       // SIGKILL, reaped; data files stay (for restart)
-  void Pause();                      // SIGSTOP
-  void Resume();                     // SIGCONT
-  Status Restart();                  // Start() again on the same port and data dir
-                                     // (Kill()s first if still running)
+  void Kill();       // SIGKILL, reaped; data files stay (for restart)
+  void Pause();      // SIGSTOP
+  void Resume();     // SIGCONT
+  Status Restart();  // Start() again on the same port and data dir
+                     // (Kill()s first if still running)
   // Orderly stop: SIGCONT if paused, SIGTERM, a short grace, then SIGKILL; reaped. Bounded.
   // No-op if not running. The destructor calls it.
   void Stop();

@@ -21,13 +21,20 @@ namespace lockstorm {
 
 std::string Reply::ToString() const {
   switch (type) {
-    case Type::kStatus: return str;
-    case Type::kError: return "(error) " + str;
-    case Type::kInteger: return "(integer) " + std::to_string(integer);
-    case Type::kString: return "\"" + str + "\"";
-    case Type::kNil: return "(nil)";
-    case Type::kTimeout: return "(timeout) " + str;
-    case Type::kIoError: return "(io error) " + str;
+    case Type::kStatus:
+      return str;
+    case Type::kError:
+      return "(error) " + str;
+    case Type::kInteger:
+      return "(integer) " + std::to_string(integer);
+    case Type::kString:
+      return "\"" + str + "\"";
+    case Type::kNil:
+      return "(nil)";
+    case Type::kTimeout:
+      return "(timeout) " + str;
+    case Type::kIoError:
+      return "(io error) " + str;
     case Type::kArray: {
       std::string s = "[";
       for (size_t i = 0; i < elements.size(); ++i) {
@@ -51,15 +58,29 @@ int64_t MonoUs() {
 Reply Convert(const redisReply* r) {
   Reply out;
   switch (r->type) {
-    case REDIS_REPLY_STATUS: out.type = Reply::Type::kStatus; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_ERROR: out.type = Reply::Type::kError; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_STRING: out.type = Reply::Type::kString; out.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_INTEGER: out.type = Reply::Type::kInteger; out.integer = r->integer; break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::kInteger;
+      out.integer = r->integer;
+      break;
     case REDIS_REPLY_ARRAY:
       out.type = Reply::Type::kArray;
       for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
       break;
-    default: out.type = Reply::Type::kNil; break;
+    default:
+      out.type = Reply::Type::kNil;
+      break;
   }
   return out;
 }
@@ -162,8 +183,8 @@ class RedisTransport : public Transport {
   }
 
  private:
-  std::vector<Reply> Fanout(const std::vector<int>& nodes, const Command& cmd,
-                            int64_t timeout_us, const Decided* decided) {
+  std::vector<Reply> Fanout(const std::vector<int>& nodes, const Command& cmd, int64_t timeout_us,
+                            const Decided* decided) {
     const int64_t deadline_us = MonoUs() + timeout_us;
     std::vector<const char*> argv;
     std::vector<size_t> argvlen;
@@ -172,8 +193,8 @@ class RedisTransport : public Transport {
       argvlen.push_back(a.size());
     }
     char* wire = nullptr;
-    int wire_len = redisFormatCommandArgv(&wire, static_cast<int>(argv.size()), argv.data(),
-                                          argvlen.data());
+    int wire_len =
+        redisFormatCommandArgv(&wire, static_cast<int>(argv.size()), argv.data(), argvlen.data());
     std::vector<Reply> replies(nodes.size());
     if (wire_len < 0) {
       for (auto& r : replies) r = Reply::IoError("cannot format command");
@@ -204,8 +225,8 @@ class RedisTransport : public Transport {
     };
     auto try_write = [&](size_t i) {
       while (p[i].written < static_cast<size_t>(wire_len)) {
-        ssize_t n = send(p[i].conn->fd(), wire + p[i].written, wire_len - p[i].written,
-                         MSG_NOSIGNAL);
+        ssize_t n =
+            send(p[i].conn->fd(), wire + p[i].written, wire_len - p[i].written, MSG_NOSIGNAL);
         if (n > 0) {
           p[i].written += static_cast<size_t>(n);
         } else if (n < 0 && errno == EINTR) {
@@ -213,8 +234,7 @@ class RedisTransport : public Transport {
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
           return;
         } else {
-          fail(i, Reply::IoError("send " + p[i].conn->addr().ToString() + ": " +
-                                 strerror(errno)));
+          fail(i, Reply::IoError("send " + p[i].conn->addr().ToString() + ": " + strerror(errno)));
           return;
         }
       }
@@ -250,8 +270,7 @@ class RedisTransport : public Transport {
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
           return;
         } else {
-          fail(i, Reply::IoError("recv " + p[i].conn->addr().ToString() + ": " +
-                                 strerror(errno)));
+          fail(i, Reply::IoError("recv " + p[i].conn->addr().ToString() + ": " + strerror(errno)));
           return;
         }
       }
@@ -264,7 +283,8 @@ class RedisTransport : public Transport {
     std::vector<const Reply*> so_far(p.size(), nullptr);
     auto is_decided = [&] {
       if (!decided) return false;
-      for (size_t i = 0; i < p.size(); ++i) so_far[i] = p[i].st == St::kDone ? &replies[i] : nullptr;
+      for (size_t i = 0; i < p.size(); ++i)
+        so_far[i] = p[i].st == St::kDone ? &replies[i] : nullptr;
       return (*decided)(so_far);
     };
     for (int round = 0; round < 1000000; ++round) {  // bounded: each round waits or progresses

@@ -127,7 +127,8 @@ Status ApplyOverrides(const RunOptions& o, Scenario* sc) {
   Workload& w = sc->workload;
   if (o.clients) {
     if (*o.clients < 1 || *o.clients > 10000)
-      return Status::InvalidArgument("--clients: expected 1..10000, got " + std::to_string(*o.clients));
+      return Status::InvalidArgument("--clients: expected 1..10000, got " +
+                                     std::to_string(*o.clients));
     w.clients = *o.clients;
   }
   if (o.keys) {
@@ -142,7 +143,8 @@ Status ApplyOverrides(const RunOptions& o, Scenario* sc) {
   }
   if (o.ttl_ms) {
     if (*o.ttl_ms < 10 || *o.ttl_ms > 3600000)
-      return Status::InvalidArgument("--ttl-ms: expected 10..3600000, got " + std::to_string(*o.ttl_ms));
+      return Status::InvalidArgument("--ttl-ms: expected 10..3600000, got " +
+                                     std::to_string(*o.ttl_ms));
     // Holds and the wait budget scale with the TTL.
     if (!o.wait_ms) w.wait_ms = w.wait_ms * *o.ttl_ms / w.ttl_ms;
     w.ttl_ms = *o.ttl_ms;
@@ -154,18 +156,22 @@ Status ApplyOverrides(const RunOptions& o, Scenario* sc) {
   }
   if (o.extend) w.extend = true;
   if (!o.persistence.empty() && !ParsePersistence(o.persistence, &sc->persistence)) {
-    return Status::InvalidArgument("--persistence: expected none, rdb, aof-everysec or aof-always, got '" +
-                                   o.persistence + "'");
+    return Status::InvalidArgument(
+        "--persistence: expected none, rdb, aof-everysec or aof-always, got '" + o.persistence +
+        "'");
   }
   return Status::Ok();
 }
 
 nlohmann::json WorkloadJson(const Workload& w) {
   nlohmann::json holds = nlohmann::json::array();
-  for (const auto& b : w.holds) holds.push_back({{"weight", b.weight}, {"lo_ttl_frac", b.lo_ttl_frac}, {"hi_ttl_frac", b.hi_ttl_frac}});
-  return {{"clients", w.clients}, {"keys", w.keys},        {"duration_ms", w.duration_ms},
-          {"ttl_ms", w.ttl_ms},   {"wait_ms", w.wait_ms},   {"holds", holds},
-          {"extend", w.extend},   {"check_lease", w.check_lease}};
+  for (const auto& b : w.holds)
+    holds.push_back(
+        {{"weight", b.weight}, {"lo_ttl_frac", b.lo_ttl_frac}, {"hi_ttl_frac", b.hi_ttl_frac}});
+  return {{"clients", w.clients},         {"keys", w.keys},
+          {"duration_ms", w.duration_ms}, {"ttl_ms", w.ttl_ms},
+          {"wait_ms", w.wait_ms},         {"holds", holds},
+          {"extend", w.extend},           {"check_lease", w.check_lease}};
 }
 
 // Stale writes the witness accepted, from the history's kWrite events (per impl×scenario).
@@ -237,7 +243,8 @@ int RunCommand(const RunOptions& o) {
     if (Status s = ParseServerList("--servers", o.servers, &external); !s.ok())
       return UsageError(s.message());
   }
-  const uint64_t seed = o.seed ? *o.seed : std::random_device{}() * 0x100000000ULL + std::random_device{}();
+  const uint64_t seed =
+      o.seed ? *o.seed : std::random_device{}() * 0x100000000ULL + std::random_device{}();
   const std::time_t start_time = std::time(nullptr);
   std::string run_dir = o.out_dir;
   if (run_dir.empty()) {
@@ -250,8 +257,8 @@ int RunCommand(const RunOptions& o) {
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   if (ec || !fs::is_directory(run_dir)) {
-    return UsageError("--out: cannot create directory '" + run_dir + "': " +
-                      (ec ? ec.message() : "not a directory"));
+    return UsageError("--out: cannot create directory '" + run_dir +
+                      "': " + (ec ? ec.message() : "not a directory"));
   }
   {
     std::ofstream probe(run_dir + "/config.json");
@@ -261,7 +268,8 @@ int RunCommand(const RunOptions& o) {
   std::vector<std::string> impl_values = o.impls;
   if (impl_values.empty())
     for (const ImplInfo& i : BuiltinImpls()) impl_values.push_back(i.name);
-  if (Status s = ResolveImpls(impl_values, run_dir, &impls); !s.ok()) return UsageError(s.message());
+  if (Status s = ResolveImpls(impl_values, run_dir, &impls); !s.ok())
+    return UsageError(s.message());
 
   // --- servers.
   int nodes = 1;
@@ -272,7 +280,8 @@ int RunCommand(const RunOptions& o) {
   if (external.empty()) {
     ServerOptions sopts;
     sopts.persistence = scenario.persistence;
-    if (Status s = servers.StartEmbedded(run_dir, nodes, sopts); !s.ok()) return UsageError(s.message());
+    if (Status s = servers.StartEmbedded(run_dir, nodes, sopts); !s.ok())
+      return UsageError(s.message());
   } else {
     if (Status s = servers.UseExternal(external, 2000); !s.ok()) return UsageError(s.message());
   }
@@ -315,13 +324,16 @@ int RunCommand(const RunOptions& o) {
   const std::string key_prefix = "lockstorm:" + run_id + ":";
   nlohmann::json impl_names = nlohmann::json::array();
   for (const auto& i : impls) impl_names.push_back(i.name);
-  nlohmann::json config = {
-      {"impls", impl_names},   {"scenario", scenario.name},
-      {"workload", WorkloadJson(scenario.workload)},
-      {"persistence", PersistenceName(scenario.persistence)},
-      {"nodes", servers.size()}, {"servers", server_list},
-      {"embedded", servers.embedded()}, {"key_prefix", key_prefix},
-      {"seed", seed},           {"run_dir", run_dir}};
+  nlohmann::json config = {{"impls", impl_names},
+                           {"scenario", scenario.name},
+                           {"workload", WorkloadJson(scenario.workload)},
+                           {"persistence", PersistenceName(scenario.persistence)},
+                           {"nodes", servers.size()},
+                           {"servers", server_list},
+                           {"embedded", servers.embedded()},
+                           {"key_prefix", key_prefix},
+                           {"seed", seed},
+                           {"run_dir", run_dir}};
   {
     std::ofstream f(run_dir + "/config.json");
     f << config.dump(2) << "\n";
@@ -355,8 +367,8 @@ int RunCommand(const RunOptions& o) {
     std::cout << "lockstorm " << LOCKSTORM_VERSION << ": seed " << seed << ", run dir " << run_dir
               << ", " << servers.size() << (servers.embedded() ? " embedded" : " external")
               << " redis-server(s) " << servers.RedisVersion() << ", scenario " << scenario.name
-              << ", " << scenario.workload.clients << " clients x " << scenario.workload.duration_ms / 1000.0
-              << " s per impl" << std::endl;
+              << ", " << scenario.workload.clients << " clients x "
+              << scenario.workload.duration_ms / 1000.0 << " s per impl" << std::endl;
   }
   std::vector<RunStats> all_stats;
   for (const ImplUnderTest& impl : impls) {
@@ -458,16 +470,15 @@ int CheckCommand(const std::string& run_dir) {
     row.stale_writes_accepted = StaleWritesAccepted(events, row.impl, row.scenario);
     row.verdict = VerdictFor(row.check, row.expected_unsafe, row.stale_writes_accepted);
     const std::string was = r.value("verdict", "");
-    std::cout << row.impl << "/" << row.scenario << ": " << row.verdict
-              << " (violations " << row.check.violation_count << ", lost updates "
-              << row.check.lost_updates << ")" << (was == row.verdict ? "" : "  [stored: " + was + "]")
-              << "\n";
+    std::cout << row.impl << "/" << row.scenario << ": " << row.verdict << " (violations "
+              << row.check.violation_count << ", lost updates " << row.check.lost_updates << ")"
+              << (was == row.verdict ? "" : "  [stored: " + was + "]") << "\n";
     if (was != row.verdict) ++changed;
     report.rows.push_back(std::move(row));
   }
   std::cout << ConsoleViolations(report, 3);
-  report.exit_code = ExitCodeFor(report.rows, stored.value("summary", nlohmann::json::object())
-                                                  .value("interrupted", false));
+  report.exit_code = ExitCodeFor(
+      report.rows, stored.value("summary", nlohmann::json::object()).value("interrupted", false));
   std::cout << (changed ? std::to_string(changed) + " verdict(s) differ from the stored report\n"
                         : "verdicts match the stored report\n");
   return report.exit_code;

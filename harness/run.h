@@ -19,15 +19,15 @@ struct RunOptions {
   std::optional<double> duration_s;
   std::optional<int64_t> ttl_ms;
   std::optional<int64_t> wait_ms;
-  bool extend = false;                  // clients extend when a hold would outlive the lease
-  std::optional<uint64_t> seed;         // random if absent (printed)
-  std::string out_dir;                  // the run directory; default runs/<time>-<seed>
-  std::string servers;                  // external servers "host:port,..." (empty: embedded)
-  int nodes = 5;                        // embedded nodes when a multi-node lock runs
-  std::string persistence;              // overrides the scenario's ("" = keep)
-  std::string pin = "none";             // none | same | split
+  bool extend = false;           // clients extend when a hold would outlive the lease
+  std::optional<uint64_t> seed;  // random if absent (printed)
+  std::string out_dir;           // the run directory; default runs/<time>-<seed>
+  std::string servers;           // external servers "host:port,..." (empty: embedded)
+  int nodes = 5;                 // embedded nodes when a multi-node lock runs
+  std::string persistence;       // overrides the scenario's ("" = keep)
+  std::string pin = "none";      // none | same | split
   bool quiet = false;
-  std::string command_line;             // for the report's context
+  std::string command_line;  // for the report's context
 };
 
 // Runs the comparison; returns the process exit code (reports/report.h ExitCode). Usage and

@@ -77,7 +77,8 @@ class Client : public LockObserver {
     transport_->CallMany(all_nodes, {"PING"}, 2000000);  // connect now, not in the first op
     if (Status s = lock_->Prepare(); !s.ok()) {
       ++stats_->infra_error_count;
-      if (stats_->infra_errors.size() < kMaxInfraErrorsKept) stats_->infra_errors.push_back(s.message());
+      if (stats_->infra_errors.size() < kMaxInfraErrorsKept)
+        stats_->infra_errors.push_back(s.message());
     }
     CollectInfraErrors();
   }
@@ -302,7 +303,8 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   std::vector<RunStats> per_client(static_cast<size_t>(w.clients));
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < w.clients; ++i) {
-    per_client[static_cast<size_t>(i)].acquired_per_client.assign(static_cast<size_t>(w.clients), 0);
+    per_client[static_cast<size_t>(i)].acquired_per_client.assign(static_cast<size_t>(w.clients),
+                                                                  0);
     clients.push_back(std::make_unique<Client>(i, sh));
   }
   // Every client prepares (connects, starts its plug-in), then all start together.

@@ -47,29 +47,29 @@ struct ImplUnderTest {
 struct RunStats {
   std::string impl;
   std::string scenario;
-  int64_t attempts = 0;       // acquire tries (a waiting acquire retries)
-  int64_t acquires = 0;       // acquire operations
-  int64_t acquired = 0;       // ... that returned ok
-  int64_t contended = 0;      // ... that returned fail (wait budget spent)
-  int64_t unknown = 0;        // ... that returned unknown
+  int64_t attempts = 0;   // acquire tries (a waiting acquire retries)
+  int64_t acquires = 0;   // acquire operations
+  int64_t acquired = 0;   // ... that returned ok
+  int64_t contended = 0;  // ... that returned fail (wait budget spent)
+  int64_t unknown = 0;    // ... that returned unknown
   int64_t releases_ok = 0, releases_fail = 0, releases_unknown = 0;
   int64_t extends_ok = 0, extends_fail = 0, extends_unknown = 0;
-  int64_t abandoned = 0;      // critical sections given up because validity ran out
+  int64_t abandoned = 0;  // critical sections given up because validity ran out
   int64_t witness_rejected = 0;
   std::vector<int64_t> acquired_per_client;
   std::vector<std::string> infra_errors;  // plug-in crashes/hangs/garbage (capped)
   int64_t infra_error_count = 0;
   int64_t elapsed_us = 0;
-  Histogram acquire_us;       // ok acquires, invoke → complete (includes waiting)
+  Histogram acquire_us;  // ok acquires, invoke → complete (includes waiting)
   Histogram release_us;
   Histogram extend_us;
 };
 
 struct RunContext {
-  std::vector<ServerAddress> servers;   // node order
-  HistoryWriter* history = nullptr;     // not owned
-  Witness* witness = nullptr;           // not owned
-  std::string key_prefix;               // every key this run touches starts with it
+  std::vector<ServerAddress> servers;  // node order
+  HistoryWriter* history = nullptr;    // not owned
+  Witness* witness = nullptr;          // not owned
+  std::string key_prefix;              // every key this run touches starts with it
   uint64_t seed = 0;
   const std::atomic<bool>* stop = nullptr;  // set to end early (Ctrl-C)
   // Builds each client's transport; default NewRedisTransport. The seam through which unit

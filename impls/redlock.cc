@@ -215,8 +215,10 @@ class RedlockLock : public Lock {
           int yes = 0, no = 0;
           for (const Reply* r : so_far) {
             if (r == nullptr) continue;
-            if (r->is_ok_status()) ++yes;
-            else if (!r->unknown()) ++no;
+            if (r->is_ok_status())
+              ++yes;
+            else if (!r->unknown())
+              ++no;
           }
           return yes >= quorum || no > n - quorum;
         });

@@ -18,11 +18,11 @@
 namespace lockstorm {
 
 struct ImplInfo {
-  std::string name;         // "token-lua"
-  std::string description;  // origin: what real code does this
-  std::string weakness;     // the known weakness, or "" if none within its model
-  int min_nodes = 1;        // 1 for single-node locks; redlock wants >= 3
-  bool multi_node = false;  // uses every node (Redlock) rather than node 0
+  std::string name;                       // "token-lua"
+  std::string description;                // origin: what real code does this
+  std::string weakness;                   // the known weakness, or "" if none within its model
+  int min_nodes = 1;                      // 1 for single-node locks; redlock wants >= 3
+  bool multi_node = false;                // uses every node (Redlock) rather than node 0
   std::set<std::string> expected_unsafe;  // scenario names where violations are expected
   std::function<std::unique_ptr<Lock>(const LockEnv&)> make;
 };

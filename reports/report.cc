@@ -9,9 +9,12 @@ std::string VerdictFor(const CheckResult& check, bool expected_unsafe,
                        int64_t stale_writes_accepted) {
   if (stale_writes_accepted > 0) return "fail";  // resource damage is never expected
   switch (check.verdict) {
-    case Verdict::kInvalid: return expected_unsafe ? "expected-fail" : "fail";
-    case Verdict::kValid: return expected_unsafe ? "unexpected-pass" : "pass";
-    case Verdict::kInconclusive: return "inconclusive";
+    case Verdict::kInvalid:
+      return expected_unsafe ? "expected-fail" : "fail";
+    case Verdict::kValid:
+      return expected_unsafe ? "unexpected-pass" : "pass";
+    case Verdict::kInconclusive:
+      return "inconclusive";
   }
   return "inconclusive";
 }
@@ -86,21 +89,18 @@ std::string Pad(const std::string& s, size_t w, bool right = false) {
 }  // namespace
 
 std::string ConsoleTable(const RunReport& report) {
-  const std::vector<std::string> head = {"impl",      "scenario",   "verdict",  "attempts",
-                                         "acquired",  "contended",  "unknown",  "violations",
-                                         "lost_upd",  "acq_p50_us", "acq_p99_us", "rel_p50_us",
-                                         "rel_p99_us"};
+  const std::vector<std::string> head = {
+      "impl",       "scenario", "verdict",    "attempts",   "acquired",   "contended", "unknown",
+      "violations", "lost_upd", "acq_p50_us", "acq_p99_us", "rel_p50_us", "rel_p99_us"};
   std::vector<std::vector<std::string>> rows = {head};
   for (const ResultRow& r : report.rows) {
     const RunStats& s = r.stats;
-    rows.push_back({r.impl, r.scenario, r.verdict, std::to_string(s.attempts),
-                    std::to_string(s.acquired), std::to_string(s.contended),
-                    std::to_string(s.unknown), std::to_string(r.check.violation_count),
-                    std::to_string(r.check.lost_updates),
-                    std::to_string(s.acquire_us.Percentile(50)),
-                    std::to_string(s.acquire_us.Percentile(99)),
-                    std::to_string(s.release_us.Percentile(50)),
-                    std::to_string(s.release_us.Percentile(99))});
+    rows.push_back(
+        {r.impl, r.scenario, r.verdict, std::to_string(s.attempts), std::to_string(s.acquired),
+         std::to_string(s.contended), std::to_string(s.unknown),
+         std::to_string(r.check.violation_count), std::to_string(r.check.lost_updates),
+         std::to_string(s.acquire_us.Percentile(50)), std::to_string(s.acquire_us.Percentile(99)),
+         std::to_string(s.release_us.Percentile(50)), std::to_string(s.release_us.Percentile(99))});
   }
   std::vector<size_t> width(head.size(), 0);
   for (const auto& row : rows)

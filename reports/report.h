@@ -3,10 +3,9 @@
 // Markdown/HTML/JUnit reports are renderings of the same RunReport.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "harness/checker.h"
 #include "harness/runner.h"
@@ -17,11 +16,11 @@ inline constexpr int kReportSchemaVersion = 1;
 
 // Exit codes of `lockstorm run` and `lockstorm check` (docs/exit-codes.md).
 enum ExitCode : int {
-  kExitOk = 0,             // no unexpected violation
-  kExitSafety = 1,         // an unexpected safety violation
-  kExitLiveness = 2,       // an unexpected liveness violation
-  kExitInconclusive = 3,   // not enough evidence (no acquisitions, interrupted run)
-  kExitUsage = 4,          // usage, configuration or infrastructure error
+  kExitOk = 0,            // no unexpected violation
+  kExitSafety = 1,        // an unexpected safety violation
+  kExitLiveness = 2,      // an unexpected liveness violation
+  kExitInconclusive = 3,  // not enough evidence (no acquisitions, interrupted run)
+  kExitUsage = 4,         // usage, configuration or infrastructure error
 };
 
 // One implementation × scenario.
@@ -29,10 +28,10 @@ struct ResultRow {
   std::string impl;
   std::string scenario;
   bool expected_unsafe = false;
-  RunStats stats;          // what the runner measured (absent fields stay 0 when re-checked)
-  CheckResult check;       // what the checkers found in the history
+  RunStats stats;     // what the runner measured (absent fields stay 0 when re-checked)
+  CheckResult check;  // what the checkers found in the history
   int64_t stale_writes_accepted = 0;  // witness damage: must be 0 always
-  std::string verdict;     // pass | fail | expected-fail | unexpected-pass | inconclusive
+  std::string verdict;  // pass | fail | expected-fail | unexpected-pass | inconclusive
 };
 
 // pass / fail / expected-fail / unexpected-pass / inconclusive from the checkers' verdict.
@@ -42,7 +41,7 @@ std::string VerdictFor(const CheckResult& check, bool expected_unsafe,
 int ExitCodeFor(const std::vector<ResultRow>& rows, bool interrupted);
 
 struct RunReport {
-  nlohmann::json context;   // version, git revision, redis version, seed, host, cpu, config
+  nlohmann::json context;  // version, git revision, redis version, seed, host, cpu, config
   std::vector<ResultRow> rows;
   bool interrupted = false;
   int exit_code = 0;

@@ -1,14 +1,13 @@
 // End-to-end tests of the lockstorm binary: real redis-servers, real signals.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "harness/process.h"
 #include "tests/test_util.h"
@@ -112,9 +111,8 @@ TEST(Cli, TokenLuaContentionPassesWithLatencies) {
 TEST(Cli, SetNxDelOverlapsWhereTokenLuaDoesNot) {
   TempDir d;
   // A short TTL makes overrunning holds (2% of holds, 0.9-1.5x TTL) frequent in a short run.
-  Result r = RunLockstorm({"run", "--impl", "set-nx-del,token-lua", "--clients", "16",
-                           "--ttl-ms", "100", "--duration", "4", "--seed", "7", "--out",
-                           d.path() + "/run"},
+  Result r = RunLockstorm({"run", "--impl", "set-nx-del,token-lua", "--clients", "16", "--ttl-ms",
+                           "100", "--duration", "4", "--seed", "7", "--out", d.path() + "/run"},
                           d.path());
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;  // set-nx-del's overlaps are expected: exit 0
   nlohmann::json rep = ReadJson(d.path() + "/run/report.json");
@@ -139,8 +137,8 @@ TEST(Cli, SetNxDelOverlapsWhereTokenLuaDoesNot) {
 void KillMidRun(int sig) {
   TempDir d;
   SpawnOptions o;
-  o.argv = {LOCKSTORM_BIN, "run", "--impl", "redlock,token-lua", "--duration", "60", "--out",
-            d.path() + "/run"};
+  o.argv = {LOCKSTORM_BIN, "run", "--impl", "redlock,token-lua",
+            "--duration",  "60",  "--out",  d.path() + "/run"};
   o.stdout_path = d.path() + "/stdout.txt";
   o.stderr_path = d.path() + "/stderr.txt";
   std::unique_ptr<Process> p;
@@ -204,7 +202,8 @@ TEST(Cli, BadInputGivesOneLineAndExit4) {
       {{"run", "--bogus-flag"}, "bogus-flag"},
       {{"run", "--out", file + "/sub"}, "--out: cannot create directory"},
       {{"run", "--servers", "127.0.0.1:99999"}, "--servers"},
-      {{"run", "--servers", "127.0.0.1:1", "--impl", "token-lua"}, "--servers: cannot reach 127.0.0.1:1"},
+      {{"run", "--servers", "127.0.0.1:1", "--impl", "token-lua"},
+       "--servers: cannot reach 127.0.0.1:1"},
       {{"run", "--impl", "token-lua", "--duration", "1", "--out", d.path() + "/nr"},
        "redis-server",
        {{"PATH", "/nonexistent"}}},
@@ -229,8 +228,8 @@ TEST(Cli, BadInputGivesOneLineAndExit4) {
 
 TEST(Cli, CheckReproducesTheStoredVerdict) {
   TempDir d;
-  Result r = RunLockstorm({"run", "--impl", "set-nx-del,token-lua", "--ttl-ms", "100",
-                           "--duration", "2", "--seed", "3", "--out", d.path() + "/run"},
+  Result r = RunLockstorm({"run", "--impl", "set-nx-del,token-lua", "--ttl-ms", "100", "--duration",
+                           "2", "--seed", "3", "--out", d.path() + "/run"},
                           d.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Result c = RunLockstorm({"check", d.path() + "/run"}, d.path());
@@ -263,12 +262,12 @@ std::string Plugin(const std::string& name) {
 
 TEST(Cli, PluginsRunBesideBuiltinLocksAndMisbehaviourIsContained) {
   TempDir d;
-  Result r = RunLockstorm(
-      {"run", "--impl", "token-lua", "--impl", "proto=exec:/usr/bin/python3 " + Plugin("proto_lock.py"),
-       "--impl", "sleeper=exec:" + Plugin("sleeper.sh"), "--impl", "garbage=exec:" + Plugin("garbage.sh"),
-       "--clients", "4", "--duration", "2", "--ttl-ms", "200", "--seed", "1", "--out",
-       d.path() + "/run"},
-      d.path());
+  Result r = RunLockstorm({"run", "--impl", "token-lua", "--impl",
+                           "proto=exec:/usr/bin/python3 " + Plugin("proto_lock.py"), "--impl",
+                           "sleeper=exec:" + Plugin("sleeper.sh"), "--impl",
+                           "garbage=exec:" + Plugin("garbage.sh"), "--clients", "4", "--duration",
+                           "2", "--ttl-ms", "200", "--seed", "1", "--out", d.path() + "/run"},
+                          d.path());
   // The run finishes; the hung and garbage plug-ins make no acquisitions (inconclusive: 3).
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   nlohmann::json rep = ReadJson(d.path() + "/run/report.json");

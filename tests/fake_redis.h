@@ -20,7 +20,8 @@ class FakeRedis {
   Reply Execute(const Command& c) {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t now = RealClock()->NowUs();
-    std::erase_if(keys_, [now](const auto& kv) { return kv.second.expire_us && kv.second.expire_us <= now; });
+    std::erase_if(
+        keys_, [now](const auto& kv) { return kv.second.expire_us && kv.second.expire_us <= now; });
     const std::string& op = c.at(0);
     if (op == "PING") return Status("PONG");
     if (op == "GET") return keys_.count(c[1]) ? Str(keys_[c[1]].value) : Reply{};
@@ -78,8 +79,7 @@ class FakeTransport : public Transport {
   explicit FakeTransport(FakeRedis* redis) : redis_(redis) {}
   int node_count() const override { return 1; }
   Reply Call(int, const Command& cmd, int64_t) override { return redis_->Execute(cmd); }
-  std::vector<Reply> CallMany(const std::vector<int>& nodes, const Command& cmd,
-                              int64_t) override {
+  std::vector<Reply> CallMany(const std::vector<int>& nodes, const Command& cmd, int64_t) override {
     std::vector<Reply> out;
     for (size_t i = 0; i < nodes.size(); ++i) out.push_back(redis_->Execute(cmd));
     return out;
