@@ -1,5 +1,7 @@
 #include "scenarios/scenario_file.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
@@ -493,7 +495,7 @@ rc::Gen<double> GenNumber(double lo, double hi) {
                    [lo, hi](int64_t x) { return lo + (hi - lo) * (static_cast<double>(x) / 1e9); }),
       rc::gen::map(
           rc::gen::inRange<int64_t>(static_cast<int64_t>(lo), static_cast<int64_t>(hi) + 1),
-          [](int64_t x) { return static_cast<double>(x); }));
+          [lo, hi](int64_t x) { return std::clamp(static_cast<double>(x), lo, hi); }));
 }
 
 rc::Gen<std::string> GenText(bool nonempty) {
@@ -583,6 +585,7 @@ rc::Gen<Scenario> GenScenario() {
 RC_GTEST_PROP(ScenarioFileProperty, GeneratedScenariosRoundTrip, ()) {
   const Scenario s = *GenScenario();
   const Status valid = ValidateScenario(s, "gen");
+  RC_LOG() << valid.ToString() << "\n";
   RC_ASSERT(valid.ok());
   const std::string text = ScenarioToJson(s);
   Scenario back;
