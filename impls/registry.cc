@@ -32,6 +32,7 @@ const std::vector<ImplInfo>& BuiltinImpls() {
        .description = "token-lua plus a renewal thread extending the lease every ttl/3 while "
                       "held (Redisson's lock watchdog)",
        .weakness = "a paused process pauses its watchdog too; the lease then expires under it",
+       .expected_unsafe = {},
        .make = NewWatchdogLock},
       {.name = "redlock",
        .description = "Redlock over N independent nodes: concurrent SET NX PX, quorum N/2+1, "

@@ -11,6 +11,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
               "N clients contend on K keys; 2% of holds overrun the TTL (the honest client "
               "stops at its validity deadline and still releases afterwards, as a finally "
               "block does)",
+          .workload = {},
       },
       {
           .name = "overrun",
