@@ -15,23 +15,13 @@
 #include <string>
 #include <thread>
 
+#include "harness/placement.h"
 #include "harness/redis_server.h"
 #include "impls/common.h"
 #include "impls/registry.h"
 
 namespace lockstorm {
 namespace {
-
-void Pin(pid_t pid, int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  std::error_code ec;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
-    sched_setaffinity(static_cast<pid_t>(std::stol(e.path().filename().string())), sizeof set,
-                      &set);
-}
 
 // Five servers started once for the whole binary, stopped at exit.
 struct Servers {
@@ -48,11 +38,9 @@ struct Servers {
     }
     const char* p = getenv("LOCKSTORM_PIN");
     pin = p ? p : "split";
-    const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
     if (pin != "none") {
-      Pin(getpid(), 0);
-      for (int i = 0; i < set.size(); ++i)
-        Pin(set.server(i)->pid(), pin == "split" && ncpu > 1 ? 1 : 0);
+      PinProcess(getpid(), ClientCpu(pin));
+      for (int i = 0; i < set.size(); ++i) PinProcess(set.server(i)->pid(), ServerCpu(pin));
     }
     benchmark::AddCustomContext("pin", pin);
     benchmark::AddCustomContext("redis_version", set.RedisVersion());

@@ -20,22 +20,11 @@
 #include <thread>
 
 #include "harness/fault_proxy.h"
+#include "harness/placement.h"
 #include "harness/redis_server.h"
 
 namespace lockstorm {
 namespace {
-
-void PinAllThreads(pid_t pid, int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  std::error_code ec;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    sched_setaffinity(static_cast<pid_t>(std::stol(e.path().filename().string())), sizeof set,
-                      &set);
-  }
-}
 
 // One server and one passing proxy for all proxy benchmarks; created on first use (after
 // main() started the reaper), stopped at exit by the static's destructor.
@@ -51,10 +40,9 @@ class ProxyBenchEnv {
     }
     const char* p = getenv("LOCKSTORM_PIN");
     pin_ = p ? p : "split";
-    const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
     if (pin_ != "none") {
-      PinAllThreads(getpid(), 0);
-      PinAllThreads(set_.server(0)->pid(), pin_ == "split" && ncpu > 1 ? 1 : 0);
+      PinProcess(getpid(), ClientCpu(pin_));
+      PinProcess(set_.server(0)->pid(), ServerCpu(pin_));
     }
     s = FaultProxy::Start(set_.addresses()[0], &proxy_);  // loop thread inherits the pinning
     if (!s.ok()) {

@@ -16,6 +16,7 @@
 #include "harness/checker.h"
 #include "harness/exec_lock.h"
 #include "harness/history.h"
+#include "harness/placement.h"
 #include "harness/redis_server.h"
 #include "harness/runner.h"
 #include "harness/shutdown.h"
@@ -33,33 +34,6 @@ namespace fs = std::filesystem;
 int UsageError(const std::string& line) {
   std::cerr << "lockstorm: " << line << "\n";
   return kExitUsage;
-}
-
-std::string CpuListOf(pid_t pid) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(pid, sizeof set, &set) != 0) return "?";
-  std::string out;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (!CPU_ISSET(c, &set)) continue;
-    if (!out.empty()) out += ",";
-    out += std::to_string(c);
-  }
-  return out;
-}
-
-// Pins every thread of `pid` to `cpu`. Returns false if the kernel refused.
-bool PinProcess(pid_t pid, int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  bool ok = true;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-    pid_t tid = static_cast<pid_t>(std::stol(e.path().filename().string()));
-    ok = sched_setaffinity(tid, sizeof set, &set) == 0 && ok;
-  }
-  return ok && !ec;
 }
 
 std::string Hostname() {
@@ -234,7 +208,7 @@ int RunCommand(const RunOptions& o) {
               << " nemesis event(s) in the scenario are not executed yet (issue #4); the "
                  "workload runs without faults\n";
   }
-  if (o.pin != "none" && o.pin != "same" && o.pin != "split") {
+  if (!IsPlacement(o.pin)) {
     return UsageError("--pin: expected none, same or split, got '" + o.pin + "'");
   }
   if (o.nodes < 1 || o.nodes > 15) return UsageError("--nodes: expected 1..15");
@@ -299,10 +273,10 @@ int RunCommand(const RunOptions& o) {
   // the servers on 1 (the round trip differs several-fold on a 2-vCPU machine).
   const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
   if (o.pin != "none") {
-    PinProcess(getpid(), 0);
+    PinProcess(getpid(), ClientCpu(o.pin));
     if (servers.embedded())
       for (int i = 0; i < servers.size(); ++i)
-        PinProcess(servers.server(i)->pid(), o.pin == "split" && ncpu > 1 ? 1 : 0);
+        PinProcess(servers.server(i)->pid(), ServerCpu(o.pin));
   }
   nlohmann::json cpu = {{"cores", ncpu}, {"pin", o.pin}, {"lockstorm_cpus", CpuListOf(getpid())}};
   if (servers.embedded()) {
