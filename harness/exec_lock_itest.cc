@@ -373,11 +373,16 @@ void ExerciseAdapter(const ExecSpec& spec, const std::vector<ServerAddress>& ser
   EXPECT_FALSE(a.lease.token.empty());
   EXPECT_GT(a.lease.valid_ms, 0);
   EXPECT_LE(a.lease.valid_ms, 5000);
+  // A multi-node lock counts with a quorum: that many nodes must hold the key (a node whose
+  // reply came late may not).
+  const int quorum = check_nodes / 2 + 1;
+  int holding = 0;
   for (int n = 0; n < check_nodes; ++n) {
     Reply v = redis->Call(n, {"PTTL", key}, 2000000);
     EXPECT_EQ(v.type, Reply::Type::kInteger) << v.ToString();
-    EXPECT_GT(v.integer, 0) << "node " << n;
+    if (v.integer > 0) ++holding;
   }
+  EXPECT_GE(holding, quorum) << "the key is held on too few nodes";
 
   AcquireResult b = c2->Acquire(key, 5000, 0);
   EXPECT_EQ(b.outcome, Outcome::kFail) << b.error;
@@ -387,18 +392,22 @@ void ExerciseAdapter(const ExecSpec& spec, const std::vector<ServerAddress>& ser
   ExtendResult e = c1->Extend(a.lease, 20000);
   ASSERT_EQ(e.outcome, Outcome::kOk) << e.error;
   EXPECT_GT(e.valid_ms, 5000);
+  int extended = 0;
   for (int n = 0; n < check_nodes; ++n) {
     Reply v = redis->Call(n, {"PTTL", key}, 2000000);
-    EXPECT_GT(v.integer, 5000) << "extend did not reach node " << n << ": " << v.ToString();
+    if (v.integer > 5000) ++extended;
   }
+  EXPECT_GE(extended, quorum) << "extend reached too few nodes";
   EXPECT_EQ(c2->Extend(a.lease, 20000).outcome, Outcome::kUnknown)
       << "c2 never had this lease object";
 
   ReleaseResult r = c1->Release(a.lease);
   ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  int freed = 0;
   for (int n = 0; n < check_nodes; ++n) {
-    EXPECT_EQ(redis->Call(n, {"EXISTS", key}, 2000000).integer, 0) << "node " << n;
+    if (redis->Call(n, {"EXISTS", key}, 2000000).is_integer(0)) ++freed;
   }
+  EXPECT_GE(freed, quorum) << "release freed too few nodes";
 
   AcquireResult b2 = c2->Acquire(key, 5000, 0);
   ASSERT_EQ(b2.outcome, Outcome::kOk) << b2.error;
