@@ -148,23 +148,27 @@ nlohmann::json WorkloadJson(const Workload& w) {
           {"extend", w.extend},           {"check_lease", w.check_lease}};
 }
 
-// Stale writes the witness accepted, from the history's kWrite events (per impl×scenario).
+// Stale writes the witness accepted, from the history's kWrite events (per impl×scenario),
+// by the witness's own rule (CountStaleAcceptedWrites) in completion order.
 int64_t StaleWritesAccepted(const std::vector<Event>& events, const std::string& impl,
                             const std::string& scenario) {
   std::vector<const Event*> writes;
   for (const Event& e : events)
-    if (e.type == OpType::kWrite && e.impl == impl && e.scenario == scenario) writes.push_back(&e);
+    if (e.type == OpType::kWrite && e.impl == impl && e.scenario == scenario && e.fence)
+      writes.push_back(&e);
   std::stable_sort(writes.begin(), writes.end(),
                    [](const Event* a, const Event* b) { return a->complete_us < b->complete_us; });
-  std::map<std::string, int64_t> highest;
-  int64_t stale = 0;
+  std::vector<WitnessRecord> records;
   for (const Event* e : writes) {
-    if (e->outcome != Outcome::kOk || !e->fence) continue;
-    auto it = highest.find(e->key);
-    if (it != highest.end() && *e->fence < it->second) ++stale;
-    if (it == highest.end() || *e->fence > it->second) highest[e->key] = *e->fence;
+    WitnessRecord r;
+    r.key = e->key;
+    r.client = e->client;
+    r.fence = *e->fence;
+    r.accepted = e->outcome == Outcome::kOk;
+    r.time_us = e->complete_us;
+    records.push_back(r);
   }
-  return stale;
+  return CountStaleAcceptedWrites(records);
 }
 
 // Deletes every key under `prefix` (SCAN + DEL, bounded), on every node. Only the run's own

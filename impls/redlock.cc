@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "impls/builtin.h"
+#include "impls/common.h"
 
 namespace lockstorm {
 namespace {
@@ -73,15 +74,6 @@ constexpr int64_t kMinRetryDelayUs = 1'000;
 constexpr int64_t kRetryDelayTtlDivisor = 10;
 constexpr int64_t kRetryDelayFloorUs = 5'000;
 constexpr int64_t kRetryDelayCeilingUs = 200'000;
-
-// Deletes KEYS[1] only if it holds ARGV[1]: 1 if deleted, else 0.
-constexpr const char* kUnlockLua =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
-    "else return 0 end";
-// Sets KEYS[1]'s TTL to ARGV[2] ms only if it holds ARGV[1]: 1 if done, else 0.
-constexpr const char* kExtendLua =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], "
-    "ARGV[2]) else return 0 end";
 
 int64_t NodeTimeoutUs(int64_t ttl_ms) {
   return std::clamp(ttl_ms * 1000 / kNodeTimeoutTtlDivisor, kMinNodeTimeoutUs, kMaxNodeTimeoutUs);
@@ -147,7 +139,7 @@ class RedlockLock : public Lock {
     }
     const int64_t valid_until_us = it->second;
     std::vector<Reply> replies =
-        FanOut({"EVAL", kExtendLua, "1", lease.key, lease.token, std::to_string(ttl_ms)},
+        FanOut({"EVAL", kCompareAndPexpireLua, "1", lease.key, lease.token, std::to_string(ttl_ms)},
                NodeTimeoutUs(ttl_ms));
     const int64_t t1 = clock_->NowUs();
     const int64_t validity_ms = (ttl_ms * 1000 - (t1 - t0) - DriftUs(ttl_ms)) / 1000;
@@ -259,7 +251,7 @@ class RedlockLock : public Lock {
   }
 
   std::vector<Reply> Unlock(const std::string& key, const std::string& token, int64_t timeout_us) {
-    return FanOut({"EVAL", kUnlockLua, "1", key, token}, timeout_us);
+    return FanOut({"EVAL", kCompareAndDeleteLua, "1", key, token}, timeout_us);
   }
 
   // `cmd` on every node at once; exactly one reply per node (a transport answering fewer
