@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 
@@ -186,6 +187,15 @@ nlohmann::json CheckResultToJson(const CheckResult& r) {
   j["lost_updates"] = r.lost_updates;
   j["uses"] = r.uses;
   j["uses_abandoned"] = r.uses_abandoned;
+  const LivenessResult& l = r.liveness;
+  j["liveness"] = {{"verdict", VerdictName(l.verdict)},
+                   {"violations", l.violation_count},
+                   {"probes", l.probes},
+                   {"probes_ok", l.probes_ok},
+                   {"probe_wait_ms_max", l.probe_wait_ms_max},
+                   {"crashes", l.crashes},
+                   {"recovery_ms", l.recovery_ms},
+                   {"recovery_ms_max", l.recovery_ms_max}};
   return j;
 }
 
@@ -415,6 +425,125 @@ std::map<std::pair<std::string, std::string>, CheckResult> CheckMutualExclusion(
     out.emplace(std::make_pair(grp.impl, grp.scenario), std::move(r));
   }
   return out;
+}
+
+void CheckLiveness(const std::vector<Event>& events,
+                   std::map<std::pair<std::string, std::string>, CheckResult>* results) {
+  using Pair = std::pair<std::string, std::string>;
+  // Per pair: ok acquires per key (complete_us, client), crashes, end of the safety phase.
+  struct Acq {
+    int64_t complete_us;
+    int client;
+  };
+  struct PairData {
+    std::map<std::string, std::vector<Acq>> ok_by_key;
+    std::vector<const Event*> crashes;
+    int64_t safety_end_us = 0;
+  };
+  std::map<Pair, PairData> data;
+  for (const Event& e : events) {
+    if (e.type == OpType::kFault && e.impl.empty()) continue;  // not tied to an impl
+    Pair p{e.impl, e.scenario};
+    PairData& d = data[p];
+    LivenessResult& l = (*results)[p].liveness;
+    if (e.phase == kPhaseLiveness) {
+      if (e.type != OpType::kAcquire) continue;
+      ++l.probes;
+      if (e.outcome == Outcome::kOk) {
+        ++l.probes_ok;
+        l.probe_wait_ms_max = std::max(l.probe_wait_ms_max, (e.complete_us - e.invoke_us) / 1000);
+        continue;
+      }
+      ++l.violation_count;
+      if (l.violations.size() < CheckResult::kMaxStoredViolations) {
+        Violation v;
+        v.kind = "liveness";
+        v.impl = e.impl;
+        v.scenario = e.scenario;
+        v.key = e.key;
+        v.client_a = e.client;
+        v.op_a = e.op_id;
+        v.start_us = e.invoke_us;
+        v.overlap_us = e.complete_us - e.invoke_us;
+        v.detail = "after every fault was healed, client c" + std::to_string(e.client) +
+                   " could not acquire " + e.key + ": its probe ended " + OutcomeName(e.outcome) +
+                   " after " + std::to_string((e.complete_us - e.invoke_us) / 1000) + " ms and " +
+                   std::to_string(e.attempts) + " attempt(s)" +
+                   (e.note.empty() ? "" : " (" + e.note + ")");
+        l.violations.push_back(std::move(v));
+      }
+      continue;
+    }
+    d.safety_end_us = std::max({d.safety_end_us, e.invoke_us, e.complete_us});
+    if (e.type == OpType::kCrash) d.crashes.push_back(&e);
+    if (e.type == OpType::kAcquire && e.outcome == Outcome::kOk)
+      d.ok_by_key[e.key].push_back({e.complete_us, e.client});
+  }
+  for (auto& [p, d] : data) {
+    LivenessResult& l = (*results)[p].liveness;
+    for (auto& [key, v] : d.ok_by_key)
+      std::sort(v.begin(), v.end(),
+                [](const Acq& a, const Acq& b) { return a.complete_us < b.complete_us; });
+    for (const Event* c : d.crashes) {
+      ++l.crashes;
+      const int64_t bound_us = c->ttl_ms * 1000;
+      const int64_t t = c->invoke_us;
+      std::optional<int64_t> next_us;
+      auto it = d.ok_by_key.find(c->key);
+      if (it != d.ok_by_key.end()) {
+        auto a = std::upper_bound(it->second.begin(), it->second.end(), t,
+                                  [](int64_t x, const Acq& q) { return x < q.complete_us; });
+        for (int guard = 0; a != it->second.end() && guard < 1000000; ++a, ++guard) {
+          if (a->client != c->client) {
+            next_us = a->complete_us;
+            break;
+          }
+        }
+      }
+      int64_t delay_us = -1;
+      if (next_us) {
+        delay_us = *next_us - t;
+        l.recovery_ms.push_back(delay_us / 1000);
+        l.recovery_ms_max = std::max(l.recovery_ms_max, delay_us / 1000);
+      }
+      const bool late = bound_us > 0 && (next_us ? delay_us > bound_us
+                                                 : d.safety_end_us - t > bound_us);
+      if (!late) continue;
+      ++l.violation_count;
+      if (l.violations.size() < CheckResult::kMaxStoredViolations) {
+        Violation v;
+        v.kind = "recovery";
+        v.impl = c->impl;
+        v.scenario = c->scenario;
+        v.key = c->key;
+        v.client_a = c->client;
+        v.op_a = c->op_id;
+        v.start_us = t;
+        v.overlap_us = next_us ? delay_us : d.safety_end_us - t;
+        v.detail = "after client c" + std::to_string(c->client) + " crashed (" + c->note +
+                   "), " +
+                   (next_us ? "the next other client acquired " + c->key + " only " +
+                                  std::to_string(delay_us / 1000) + " ms later"
+                            : "no other client acquired " + c->key + " in the remaining " +
+                                  std::to_string((d.safety_end_us - t) / 1000) + " ms") +
+                   " (bound " + std::to_string(c->ttl_ms) + " ms)";
+        l.violations.push_back(std::move(v));
+      }
+    }
+  }
+  for (auto& [p, r] : *results) {
+    LivenessResult& l = r.liveness;
+    l.verdict = l.violation_count > 0 ? Verdict::kInvalid
+                : l.probes > 0        ? Verdict::kValid
+                                      : Verdict::kInconclusive;
+  }
+}
+
+std::map<std::pair<std::string, std::string>, CheckResult> CheckHistory(
+    const std::vector<Event>& events) {
+  auto results = CheckMutualExclusion(events);
+  CheckLiveness(events, &results);
+  return results;
 }
 
 }  // namespace lockstorm

@@ -77,6 +77,31 @@ struct Violation {
 };
 nlohmann::json ViolationToJson(const Violation& v);
 
+// Liveness (CheckLiveness), judged after the safety phase. Two rules:
+//   Probe: each kAcquire of the liveness phase (Event::phase == kPhaseLiveness) — one per
+//     client, made after every fault was healed, with a wait budget of the scenario's liveness
+//     bound — must end ok. A probe that ends fail or unknown is a violation of kind
+//     "liveness" (the lock could not be taken although nothing was wrong any more: a key with
+//     no TTL, a lock that never expires, a client that cannot reconnect).
+//   Recovery: after each kCrash event of the safety phase on key k at time t (the crashed
+//     client held, or was acquiring, k), another client's ok acquire of k must complete by
+//     t + bound, where bound is the kCrash event's ttl_ms field (the runner writes the
+//     scenario's liveness bound there). Late is a violation of kind "recovery". When no other
+//     client acquired k afterwards, it is a violation only if the safety phase went on past
+//     t + bound (otherwise the probes judge it). recovery_ms records every measured delay.
+// The liveness verdict: kInvalid on any violation; kInconclusive if there was no probe; else
+// kValid.
+struct LivenessResult {
+  Verdict verdict = Verdict::kInconclusive;
+  std::vector<Violation> violations;  // first CheckResult::kMaxStoredViolations
+  int64_t violation_count = 0;
+  int64_t probes = 0, probes_ok = 0;
+  int64_t probe_wait_ms_max = 0;          // longest ok probe (invoke → complete)
+  int64_t crashes = 0;                    // kCrash events in the safety phase
+  std::vector<int64_t> recovery_ms;       // per crash that was followed by another acquire
+  int64_t recovery_ms_max = 0;
+};
+
 struct CheckResult {
   static constexpr size_t kMaxStoredViolations = 1000;
 
@@ -91,12 +116,22 @@ struct CheckResult {
   int64_t lost_updates = 0;
   int64_t uses = 0;            // kUse with outcome ok (or unknown)
   int64_t uses_abandoned = 0;  // kUse with outcome fail
+  LivenessResult liveness;     // filled by CheckLiveness
 };
 // Counts and verdict (violations themselves are left to ViolationToJson).
 nlohmann::json CheckResultToJson(const CheckResult& r);
 
 // Checks every (impl, scenario) pair present in `events`; the map is keyed by that pair.
 std::map<std::pair<std::string, std::string>, CheckResult> CheckMutualExclusion(
+    const std::vector<Event>& events);
+
+// Adds the liveness judgement of every (impl, scenario) pair in `events` to (*results)[pair]
+// .liveness (creating entries as needed). Pure: depends on `events` only.
+void CheckLiveness(const std::vector<Event>& events,
+                   std::map<std::pair<std::string, std::string>, CheckResult>* results);
+
+// CheckMutualExclusion, then CheckLiveness: the full check of a history.
+std::map<std::pair<std::string, std::string>, CheckResult> CheckHistory(
     const std::vector<Event>& events);
 
 }  // namespace lockstorm

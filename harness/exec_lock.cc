@@ -426,6 +426,14 @@ class ExecLockImpl : public ExecLock {
     return out;
   }
 
+  void Freeze(bool frozen) override {
+    if (frozen) {
+      PauseChild();
+    } else {
+      ResumeChild();
+    }
+  }
+
   void PauseChild() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (proc_) proc_->Signal(SIGSTOP);

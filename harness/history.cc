@@ -34,13 +34,14 @@ enum class Field : int {
   kAttempts,
   kValue,
   kNote,
+  kPhase,
   kCount,
   kUnknown = kCount
 };
 constexpr const char* kFieldNames[] = {"op",    "lease_op", "impl",      "scenario",    "client",
                                        "key",   "type",     "invoke_us", "complete_us", "outcome",
                                        "token", "fence",    "ttl_ms",    "valid_ms",    "attempts",
-                                       "value", "note"};
+                                       "value", "note",  "phase"};
 constexpr uint32_t kRequired =
     (1u << static_cast<int>(Field::kOp)) | (1u << static_cast<int>(Field::kType)) |
     (1u << static_cast<int>(Field::kInvokeUs)) | (1u << static_cast<int>(Field::kCompleteUs)) |
@@ -48,7 +49,7 @@ constexpr uint32_t kRequired =
 
 bool IsStringField(Field f) {
   return f == Field::kImpl || f == Field::kScenario || f == Field::kKey || f == Field::kType ||
-         f == Field::kOutcome || f == Field::kToken || f == Field::kNote;
+         f == Field::kOutcome || f == Field::kToken || f == Field::kNote || f == Field::kPhase;
 }
 
 // Reads one event line with nlohmann's SAX parser: no DOM is built, each value goes straight
@@ -102,6 +103,9 @@ class EventSax : public nlohmann::json_sax<Json> {
         break;
       case Field::kNote:
         e_->note = std::move(v);
+        break;
+      case Field::kPhase:
+        e_->phase = std::move(v);
         break;
       case Field::kType: {
         std::optional<OpType> t = ParseOpType(v);
@@ -390,7 +394,7 @@ std::string EventToJson(const Event& e) {
   // for every operation, and this is several times faster. EventFromJson reads it back.
   std::string out;
   out.reserve(160 + e.impl.size() + e.scenario.size() + e.key.size() + e.token.size() +
-              e.note.size());
+              e.note.size() + e.phase.size());
   out += '{';
   AppendIntField(&out, "op", e.op_id, /*first=*/true);
   if (e.lease_op != -1) AppendIntField(&out, "lease_op", e.lease_op);
@@ -409,6 +413,7 @@ std::string EventToJson(const Event& e) {
   if (e.attempts != 0) AppendIntField(&out, "attempts", e.attempts);
   if (e.value != 0) AppendIntField(&out, "value", e.value);
   if (!e.note.empty()) AppendStringField(&out, "note", e.note);
+  if (!e.phase.empty()) AppendStringField(&out, "phase", e.phase);
   out += '}';
   return out;
 }

@@ -54,12 +54,17 @@ struct Event {
   int attempts = 0;      // acquire tries
   int64_t value = 0;     // kUse: value read (and value+1 written when outcome ok)
   std::string note;      // error text, fault description
+  // "" = the safety phase (the workload, with faults); kPhaseLiveness = the liveness phase
+  // (faults healed; each client's probe acquire must succeed within the liveness bound).
+  std::string phase;
 };
+
+inline constexpr const char* kPhaseLiveness = "liveness";
 
 // One line of history.jsonl, no newline. Always present: op, impl, scenario, client, key,
 // type, invoke_us, complete_us, outcome. Omitted when they hold their default (and restored
 // to it by EventFromJson, so the round trip is exact): lease_op (-1), token (""), fence
-// (none), ttl_ms, valid_ms, attempts, value (0), note ("").
+// (none), ttl_ms, valid_ms, attempts, value (0), note, phase ("").
 std::string EventToJson(const Event& e);
 // The inverse. Unknown fields are ignored. On error *out is unspecified and the message
 // says what was expected, e.g. `expected "complete_us" to be an integer`.

@@ -43,7 +43,7 @@ bool SameEvent(const Event& a, const Event& b) {
          a.invoke_us == b.invoke_us && a.complete_us == b.complete_us && a.outcome == b.outcome &&
          a.token == b.token && a.fence == b.fence && a.ttl_ms == b.ttl_ms &&
          a.valid_ms == b.valid_ms && a.attempts == b.attempts && a.value == b.value &&
-         a.note == b.note;
+         a.note == b.note && a.phase == b.phase;
 }
 
 Event FullEvent() {
@@ -65,6 +65,7 @@ Event FullEvent() {
   e.attempts = 2;
   e.value = -5;
   e.note = "timeout \"quoted\"\n";
+  e.phase = kPhaseLiveness;
   return e;
 }
 

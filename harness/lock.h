@@ -42,7 +42,8 @@ struct Lease {
 
 struct AcquireResult {
   Outcome outcome = Outcome::kFail;
-  Lease lease;        // meaningful when outcome == kOk
+  Lease lease;        // meaningful when outcome == kOk; on kUnknown, key and token name what
+                      // the lock may hold (built-in locks fill them; for ghost-lock reports)
   int attempts = 0;   // tries made within the wait budget (>= 1)
   std::string error;  // why, when kUnknown (or a note when kFail)
 };
@@ -66,6 +67,14 @@ class LockObserver {
   // A background extend of `lease` that took `elapsed_us` (lock clock) ended with `result`.
   virtual void OnBackgroundExtend(const Lease& lease, const ExtendResult& result,
                                   int64_t elapsed_us) = 0;
+  // A lock whose acquire takes several commands (SETNX then PEXPIRE) calls this between them,
+  // naming the point ("setnx-expire: after SETNX"). True means the client process dies right
+  // there (the nemesis' crash-mid-acquire): the lock sends nothing more and returns kUnknown
+  // at once. Called from the client's thread. Default: never.
+  virtual bool CrashPoint(const char* where) {
+    (void)where;
+    return false;
+  }
 };
 
 // What an implementation is given. Not owned by the lock; outlives it.
@@ -98,6 +107,11 @@ class Lock {
   // The client process "dies": background work (renewal) stops at once, nothing is released.
   // After Crash() the instance is not used again. Default: nothing to stop.
   virtual void Crash() {}
+  // The client process is frozen (a GC pause, SIGSTOP) from Freeze(true) until Freeze(false):
+  // background work (a watchdog's renewal) makes no progress meanwhile; an exec plug-in's
+  // process group is SIGSTOPped. The runner stalls the client's own thread. May be called
+  // from another thread. Default: nothing runs in the background.
+  virtual void Freeze(bool frozen) { (void)frozen; }
 
   // Infrastructure problems seen since the last call (a plug-in that crashed, hung or wrote
   // garbage and was replaced), one line each, naming the impl. The runner counts and reports

@@ -41,22 +41,25 @@ struct ServerOptions {
 
 class EmbeddedServer {
  public:
-  EmbeddedServer(int index, std::string dir, ServerOptions opts);
+  // `name` "" = "redis-<index>"; otherwise the name used in messages (e.g. "redis-0-replica").
+  EmbeddedServer(int index, std::string dir, ServerOptions opts, std::string name = "");
   ~EmbeddedServer();  // stops the process
 
   // Starts redis-server on a free loopback port (keeps the port across restarts) and waits
   // for PING. Fails with one line naming the server and the reason (binary missing, exited,
   // no PING within start_timeout_ms — the log path is named).
   Status Start();
-  void Kill();       // SIGKILL, reaped; data files stay (for restart)
-  void Pause();      // SIGSTOP
-  void Resume();     // SIGCONT
+  void Kill();    // SIGKILL, reaped; data files stay (for restart)
+  void Pause();   // SIGSTOP
+  void Resume();  // SIGCONT
+  // The persistence the next Start()/Restart() uses (restart-node's "persistence").
+  void set_persistence(Persistence p) { opts_.persistence = p; }
   Status Restart();  // Start() again on the same port and data dir
                      // (Kill()s first if still running)
   // Orderly stop: SIGCONT if paused, SIGTERM, a short grace, then SIGKILL; reaped. Bounded.
   // No-op if not running. The destructor calls it.
   void Stop();
-  // "redis-<index>", used in messages.
+  // "redis-<index>" (or the name given to the constructor), used in messages.
   std::string name() const;
   bool running() const { return process_ != nullptr; }
   pid_t pid() const { return process_ ? process_->pid() : -1; }
@@ -70,6 +73,7 @@ class EmbeddedServer {
 
  private:
   int index_;
+  std::string name_;  // "" = "redis-<index_>"
   std::string dir_;
   std::string log_path_;
   ServerOptions opts_;

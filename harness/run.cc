@@ -16,6 +16,7 @@
 #include "harness/checker.h"
 #include "harness/exec_lock.h"
 #include "harness/history.h"
+#include "harness/nemesis.h"
 #include "harness/placement.h"
 #include "harness/redis_server.h"
 #include "harness/runner.h"
@@ -171,6 +172,26 @@ int64_t StaleWritesAccepted(const std::vector<Event>& events, const std::string&
   return CountStaleAcceptedWrites(records);
 }
 
+// The fault periods of one impl × scenario, from the history (nemesis events and the client
+// faults the runner recorded), for the report.
+nlohmann::json FaultsOf(const std::vector<Event>& events, const std::string& impl,
+                        const std::string& scenario) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Event& e : events) {
+    if (e.impl != impl || e.scenario != scenario) continue;
+    if (e.type != OpType::kFault && e.type != OpType::kCrash) continue;
+    const size_t colon = e.note.find(':');
+    nlohmann::json f = {{"fault", e.note.substr(0, colon)},
+                        {"start_us", e.invoke_us},
+                        {"end_us", e.complete_us},
+                        {"ok", e.outcome == Outcome::kOk},
+                        {"detail", colon == std::string::npos ? "" : e.note.substr(colon + 2)}};
+    if (e.client >= 0) f["client"] = e.client;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 // Deletes every key under `prefix` (SCAN + DEL, bounded), on every node. Only the run's own
 // keys: safe on servers lockstorm did not start.
 void CleanupKeys(const std::vector<ServerAddress>& servers, const std::string& prefix) {
@@ -207,11 +228,6 @@ int RunCommand(const RunOptions& o) {
   if (Status s = ApplyOverrides(o, &scenario); !s.ok()) return UsageError(s.message());
   if (Status s = ValidateScenario(scenario, from_file ? o.scenario : "--scenario"); !s.ok())
     return UsageError(s.message());
-  if (!scenario.nemesis.empty()) {
-    std::cerr << "lockstorm: note: " << scenario.nemesis.size()
-              << " nemesis event(s) in the scenario are not executed yet (issue #4); the "
-                 "workload runs without faults\n";
-  }
   if (!IsPlacement(o.pin)) {
     return UsageError("--pin: expected none, same or split, got '" + o.pin + "'");
   }
@@ -220,6 +236,11 @@ int RunCommand(const RunOptions& o) {
   if (!o.servers.empty()) {
     if (Status s = ParseServerList("--servers", o.servers, &external); !s.ok())
       return UsageError(s.message());
+    // Faults on processes, clocks and replication are destructive: only on our own servers.
+    if (Nemesis::NeedsEmbedded(scenario))
+      return UsageError("--servers: scenario '" + scenario.name +
+                        "' kills, pauses, restarts or skews redis-servers, which lockstorm does "
+                        "only to servers it starts itself; drop --servers");
   }
   const uint64_t seed =
       o.seed ? *o.seed : std::random_device{}() * 0x100000000ULL + std::random_device{}();
@@ -258,6 +279,8 @@ int RunCommand(const RunOptions& o) {
   if (external.empty()) {
     ServerOptions sopts;
     sopts.persistence = scenario.persistence;
+    for (const NemesisEvent& e : scenario.nemesis)
+      if (e.fault == "clock-jump" || e.fault == "clock-rate") sopts.clock_control = true;
     if (Status s = servers.StartEmbedded(run_dir, nodes, sopts); !s.ok())
       return UsageError(s.message());
   } else {
@@ -359,9 +382,38 @@ int RunCommand(const RunOptions& o) {
     ctx.key_prefix = key_prefix;
     ctx.seed = seed;
     ctx.stop = &stop;
+    // The nemesis, and the fault proxies between each client and each node when the
+    // scenario cuts or slows links.
+    std::unique_ptr<LinkGrid> grid;
+    if (Nemesis::NeedsLinks(scenario)) {
+      if (Status s = LinkGrid::Start(scenario.workload.clients, ctx.servers, seed, &grid);
+          !s.ok())
+        return UsageError("fault proxy: " + s.message());
+      LinkGrid* g = grid.get();
+      ctx.client_servers = [g](int c) { return g->ClientServers(c); };
+    }
+    NemesisTargets targets;
+    targets.servers = &servers;
+    targets.links = grid.get();
+    targets.history = &history;
+    targets.impl = impl.name;
+    targets.key_prefix = key_prefix;
+    Nemesis nemesis(scenario, targets);
+    if (!scenario.nemesis.empty()) ctx.faults = &nemesis;
     if (!o.quiet) std::cout << "  running " << impl.name << " ..." << std::flush;
     all_stats.push_back(RunWorkload(impl, scenario, ctx));
-    if (!o.quiet) std::cout << " " << all_stats.back().acquired << " acquired" << std::endl;
+    nemesis.HealAll();
+    const size_t fault_count = nemesis.records().size();
+    if (Status s = nemesis.Reset(); !s.ok())
+      std::cerr << "lockstorm: warning: resetting faults: " << s.message() << "\n";
+    if (!o.quiet) {
+      const RunStats& st = all_stats.back();
+      std::cout << " " << st.acquired << " acquired";
+      if (!scenario.nemesis.empty())
+        std::cout << ", " << fault_count << " fault event(s), " << st.pauses
+                  << " pause(s), " << st.crashes << " crash(es)";
+      std::cout << ", liveness probes " << st.probes_ok << "/" << st.probes << std::endl;
+    }
   }
   done.store(true);
   watcher.join();
@@ -370,20 +422,21 @@ int RunCommand(const RunOptions& o) {
 
   // --- check and report.
   const std::vector<Event> events = history.Snapshot();
-  auto checks = CheckMutualExclusion(events);
+  auto checks = CheckHistory(events);
   for (size_t i = 0; i < all_stats.size(); ++i) {
     ResultRow row;
     row.impl = impls[i].name;
     row.scenario = scenario.name;
-    row.expected_unsafe = impls[i].expected_unsafe.count(scenario.name) > 0;
-    // A scenario file's expectations override the lock's own declaration.
+    row.expected = impls[i].expected_unsafe.count(scenario.name) > 0 ? kExpectUnsafe : kExpectSafe;
+    // The scenario's expectations override the lock's own declaration.
     if (auto e = scenario.expectations.find(row.impl); e != scenario.expectations.end())
-      row.expected_unsafe = e->second != kExpectSafe;
+      row.expected = e->second;
     row.stats = all_stats[i];
     auto it = checks.find({row.impl, row.scenario});
     if (it != checks.end()) row.check = it->second;
     row.stale_writes_accepted = StaleWritesAccepted(events, row.impl, row.scenario);
-    row.verdict = VerdictFor(row.check, row.expected_unsafe, row.stale_writes_accepted);
+    row.faults = FaultsOf(events, row.impl, row.scenario);
+    JudgeRow(&row);
     report.rows.push_back(std::move(row));
   }
   report.exit_code = ExitCodeFor(report.rows, report.interrupted);
@@ -434,7 +487,7 @@ int CheckCommand(const std::string& run_dir) {
   } catch (const std::exception& e) {
     return UsageError("check: " + run_dir + "/report.json: not valid JSON: " + e.what());
   }
-  auto checks = CheckMutualExclusion(events);
+  auto checks = CheckHistory(events);
   RunReport report;
   report.context = stored.value("context", nlohmann::json::object());
   int changed = 0;
@@ -442,11 +495,13 @@ int CheckCommand(const std::string& run_dir) {
     ResultRow row;
     row.impl = r.value("impl", "");
     row.scenario = r.value("scenario", "");
-    row.expected_unsafe = r.value("expected_unsafe", false);
+    row.expected = r.value("expected", r.value("expected_unsafe", false) ? kExpectUnsafe
+                                                                           : kExpectSafe);
     auto it = checks.find({row.impl, row.scenario});
     if (it != checks.end()) row.check = it->second;
     row.stale_writes_accepted = StaleWritesAccepted(events, row.impl, row.scenario);
-    row.verdict = VerdictFor(row.check, row.expected_unsafe, row.stale_writes_accepted);
+    row.faults = FaultsOf(events, row.impl, row.scenario);
+    JudgeRow(&row);
     const std::string was = r.value("verdict", "");
     std::cout << row.impl << "/" << row.scenario << ": " << row.verdict << " (violations "
               << row.check.violation_count << ", lost updates " << row.check.lost_updates << ")"

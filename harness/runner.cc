@@ -4,6 +4,8 @@
 #include <latch>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <random>
 #include <thread>
 
@@ -45,33 +47,104 @@ class GuardedResource {
   std::map<std::string, int64_t> values_;
 };
 
+// Client fault requests waiting for their target (ClientControl::Request). Bounded queue.
+class FaultBoard {
+ public:
+  static constexpr size_t kMaxPending = 1024;
+
+  void Post(const ClientFaultRequest& r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_.size() >= kMaxPending) pending_.erase(pending_.begin());
+    Pending p;
+    p.req = r;
+    p.remaining = std::set<int>(r.clients.begin(), r.clients.end());
+    pending_.push_back(std::move(p));
+  }
+
+  // Claims a request of `kind` for `client` (a request naming it, or an open one nobody has
+  // claimed yet). Lapsed requests are dropped.
+  std::optional<ClientFaultRequest> Claim(ClientFault kind, int client) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t now = HistoryNowUs();
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      Pending& p = pending_[i];
+      if (p.req.expires_us > 0 && now > p.req.expires_us) {
+        pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+        --i;
+        continue;
+      }
+      if (p.req.kind != kind) continue;
+      if (p.req.clients.empty()) {
+        ClientFaultRequest r = p.req;
+        pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+        return r;
+      }
+      if (p.remaining.erase(client)) {
+        ClientFaultRequest r = p.req;
+        if (p.remaining.empty()) pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+        return r;
+      }
+    }
+    return std::nullopt;
+  }
+
+  bool Any() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !pending_.empty();
+  }
+
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.clear();
+  }
+
+ private:
+  struct Pending {
+    ClientFaultRequest req;
+    std::set<int> remaining;
+  };
+  std::mutex mu_;
+  std::vector<Pending> pending_;
+};
+
 struct Shared {
   const ImplUnderTest* impl;
   const Scenario* scenario;
   const RunContext* ctx;
   std::vector<std::string> keys;
   GuardedResource* resource;
-  int64_t end_us;  // HistoryNowUs() deadline
+  int64_t end_us;  // HistoryNowUs() deadline of the safety phase
+  FaultBoard* board;
+  int64_t liveness_bound_ms;
 };
+
+// Longest single sleep of a client while faults may arrive: a crash lands within this.
+constexpr int64_t kFaultPollUs = 10000;
 
 class Client : public LockObserver {
  public:
-  Client(int index, const Shared& sh) : index_(index), sh_(sh) {
+  Client(int index, const Shared& sh) : index_(index), sh_(sh), clock_(RealClock()) {
     rng_.seed(DeriveSeed(sh.ctx->seed, 1, static_cast<uint64_t>(index)));
   }
 
+  SkewedClock* clock() { return &clock_; }
+
   // Builds the lock, opens its connections and starts its plug-in, outside the measured run.
   void Prepare(RunStats* stats) {
-    transport_ = sh_.ctx->new_transport ? sh_.ctx->new_transport(sh_.ctx->servers)
-                                        : NewRedisTransport(sh_.ctx->servers);
+    stats_ = stats;
+    const std::vector<ServerAddress> servers =
+        sh_.ctx->client_servers ? sh_.ctx->client_servers(index_) : sh_.ctx->servers;
+    transport_ = sh_.ctx->new_transport ? sh_.ctx->new_transport(servers)
+                                        : NewRedisTransport(servers);
     LockEnv env;
     env.transport = transport_.get();
-    env.clock = RealClock();
-    env.seed = DeriveSeed(sh_.ctx->seed, 2, static_cast<uint64_t>(index_));
+    env.clock = &clock_;
+    env.seed = DeriveSeed(sh_.ctx->seed, 2,
+                          static_cast<uint64_t>(index_) | static_cast<uint64_t>(incarnation_) << 32);
     env.client_id = "c" + std::to_string(index_);
     env.observer = this;
-    lock_ = sh_.impl->make(index_, env, sh_.ctx->servers);
-    stats_ = stats;
+    lock_ = sh_.impl->make(index_, env, servers);
+    ++incarnation_;
     std::vector<int> all_nodes;
     for (int n = 0; n < transport_->node_count(); ++n) all_nodes.push_back(n);
     transport_->CallMany(all_nodes, {"PING"}, 2000000);  // connect now, not in the first op
@@ -86,11 +159,61 @@ class Client : public LockObserver {
   void Run() {
     const Workload& w = sh_.scenario->workload;
     // Bounded: ends at the duration, or on stop; each iteration's waits are bounded by
-    // ttl, wait and hold budgets.
+    // ttl, wait, hold and fault budgets.
     while (HistoryNowUs() < sh_.end_us && !sh_.ctx->stop->load()) {
+      if (!lock_) {
+        StayDead();
+        continue;
+      }
       Iteration(w);
       CollectInfraErrors();
     }
+    CollectInfraErrors();
+  }
+
+  // The liveness phase: one acquire with the liveness bound as its wait budget (wait_ms = 0
+  // when an earlier probe on the same key already failed: one try), then a release.
+  // Returns whether it acquired.
+  bool Probe(const std::string& key, bool key_failed_before) {
+    if (!lock_) Prepare(stats_);  // a crashed client restarts
+    const Workload& w = sh_.scenario->workload;
+    Event acq = BaseEvent(OpType::kAcquire, key);
+    acq.phase = kPhaseLiveness;
+    acq.op_id = sh_.ctx->history->NextOpId();
+    acq.ttl_ms = w.ttl_ms;
+    acq.invoke_us = HistoryNowUs();
+    const int64_t wait_ms = key_failed_before ? 0 : sh_.liveness_bound_ms;
+    AcquireResult ar = lock_->Acquire(key, w.ttl_ms, wait_ms);
+    acq.complete_us = HistoryNowUs();
+    acq.outcome = ar.outcome;
+    acq.attempts = ar.attempts;
+    acq.token = ar.lease.token;
+    acq.fence = ar.lease.fence;
+    acq.valid_ms = ar.lease.valid_ms;
+    acq.note = "liveness probe, wait " + std::to_string(wait_ms) + " ms" +
+               (ar.error.empty() ? "" : ": " + ar.error);
+    sh_.ctx->history->Append(acq);
+    ++stats_->probes;
+    if (ar.outcome != Outcome::kOk) {
+      CollectInfraErrors();
+      return false;
+    }
+    ++stats_->probes_ok;
+    Event rel = BaseEvent(OpType::kRelease, key);
+    rel.phase = kPhaseLiveness;
+    rel.lease_op = acq.op_id;
+    rel.token = ar.lease.token;
+    rel.invoke_us = HistoryNowUs();
+    ReleaseResult rr = lock_->Release(ar.lease);
+    rel.complete_us = HistoryNowUs();
+    rel.outcome = rr.outcome;
+    rel.note = rr.error;
+    sh_.ctx->history->Append(rel);
+    CollectInfraErrors();
+    return true;
+  }
+
+  void Shutdown() {
     lock_.reset();
     CollectInfraErrors();
   }
@@ -108,8 +231,17 @@ class Client : public LockObserver {
     e.note = r.error.empty() ? "background" : "background: " + r.error;
     sh_.ctx->history->Append(e);
     if (r.outcome == Outcome::kOk) {
-      deadline_us_.store(RealClock()->NowUs() + r.valid_ms * 1000);
+      deadline_us_.store(clock_.NowUs() + r.valid_ms * 1000);
     }
+  }
+
+  bool CrashPoint(const char* where) override {
+    std::optional<ClientFaultRequest> r =
+        sh_.board->Claim(ClientFault::kCrashMidAcquire, index_);
+    if (!r) return false;
+    mid_acquire_crash_ = *r;
+    crash_point_ = where;
+    return true;
   }
 
  private:
@@ -138,6 +270,34 @@ class Client : public LockObserver {
     return 0;
   }
 
+  // The client process dies: the lock stops (renewal too), nothing is released. It stays
+  // dead for the request's duration (0 = until the safety phase ends), then restarts with a
+  // fresh lock (Run() calls StayDead while lock_ is null).
+  void Die(const ClientFaultRequest& r, const std::string& key, const std::string& why) {
+    Event c = BaseEvent(OpType::kCrash, key);
+    c.invoke_us = c.complete_us = HistoryNowUs();
+    c.ttl_ms = sh_.liveness_bound_ms;  // the recovery bound (checker.h)
+    c.note = std::string(ClientFaultName(r.kind)) + ": " + why +
+             (r.label.empty() ? "" : " [" + r.label + "]");
+    sh_.ctx->history->Append(c);
+    lock_->Crash();
+    CollectInfraErrors();
+    lock_.reset();
+    transport_.reset();
+    lease_op_.store(-1);
+    ++stats_->crashes;
+    revive_at_us_ = r.duration_us > 0 ? HistoryNowUs() + r.duration_us : sh_.end_us;
+  }
+
+  void StayDead() {
+    const int64_t now = HistoryNowUs();
+    if (now >= revive_at_us_) {
+      Prepare(stats_);
+      return;
+    }
+    RealClock()->SleepUs(std::min(revive_at_us_ - now, kFaultPollUs));
+  }
+
   void Iteration(const Workload& w) {
     const std::string& key = sh_.keys[rng_() % sh_.keys.size()];
     const int64_t hold_us = SampleHoldUs(w);
@@ -146,8 +306,9 @@ class Client : public LockObserver {
     acq.op_id = sh_.ctx->history->NextOpId();
     acq.ttl_ms = w.ttl_ms;
     acq.invoke_us = HistoryNowUs();
+    mid_acquire_crash_.reset();
     AcquireResult ar = lock_->Acquire(key, w.ttl_ms, w.wait_ms);
-    const int64_t acquired_local_us = RealClock()->NowUs();
+    const int64_t acquired_local_us = clock_.NowUs();
     acq.complete_us = HistoryNowUs();
     acq.outcome = ar.outcome;
     acq.attempts = ar.attempts;
@@ -157,12 +318,30 @@ class Client : public LockObserver {
     acq.note = ar.error;
     ++stats_->acquires;
     stats_->attempts += ar.attempts;
+    // A crash inside the acquire: at the lock's crash point, or (a lock whose acquire is one
+    // command) right after it, before the client saw the reply.
+    if (!mid_acquire_crash_ && ar.outcome == Outcome::kOk) {
+      mid_acquire_crash_ = sh_.board->Claim(ClientFault::kCrashMidAcquire, index_);
+      if (mid_acquire_crash_) {
+        crash_point_ = "after the acquire command, before its reply was seen";
+        acq.outcome = Outcome::kUnknown;
+        acq.note = "client crashed before it saw the reply (the acquire had succeeded)";
+      }
+    }
+    if (mid_acquire_crash_) {
+      sh_.ctx->history->Append(acq);
+      ++stats_->unknown;
+      Die(*mid_acquire_crash_, key, "crashed mid-acquire of op " + std::to_string(acq.op_id) +
+                                        " (" + crash_point_ + ")");
+      mid_acquire_crash_.reset();
+      return;
+    }
     if (ar.outcome != Outcome::kOk) {
       sh_.ctx->history->Append(acq);
       if (ar.outcome == Outcome::kFail) ++stats_->contended;
       if (ar.outcome == Outcome::kUnknown) {
         ++stats_->unknown;
-        RealClock()->SleepUs(1000);  // do not spin on a dead node
+        clock_.SleepUs(1000);  // do not spin on a dead node
       }
       return;
     }
@@ -173,7 +352,7 @@ class Client : public LockObserver {
     ++stats_->acquired_per_client[static_cast<size_t>(index_)];
     stats_->acquire_us.Record(acq.complete_us - acq.invoke_us);
 
-    CriticalSection(w, ar.lease, acq.op_id, hold_us, acquired_local_us);
+    if (!CriticalSection(w, ar.lease, acq.op_id, hold_us, acquired_local_us)) return;  // died
 
     Event rel = BaseEvent(OpType::kRelease, key);
     rel.lease_op = acq.op_id;
@@ -192,10 +371,10 @@ class Client : public LockObserver {
   }
 
   // Reads the resource, holds, maybe extends, then writes value+1 (unless an honest client's
-  // validity ran out) and writes the witness when the lease is fenced.
-  void CriticalSection(const Workload& w, Lease lease, int64_t op_id, int64_t hold_us,
+  // validity ran out) and writes the witness when the lease is fenced. Returns false if the
+  // client died (crash-client) inside it: no write, no release.
+  bool CriticalSection(const Workload& w, Lease lease, int64_t op_id, int64_t hold_us,
                        int64_t start_local_us) {
-    Clock* clock = RealClock();
     Event use = BaseEvent(OpType::kUse, lease.key);
     use.lease_op = op_id;
     use.token = lease.token;
@@ -203,11 +382,18 @@ class Client : public LockObserver {
     use.invoke_us = HistoryNowUs();
     use.value = sh_.resource->Read(lease.key);
     const int64_t hold_end_us = start_local_us + hold_us;
+    const bool faults = sh_.ctx->faults != nullptr;
     // The client works until its hold ends, whatever happens to the lease (the job takes as
     // long as it takes); it extends when the hold would outlive the lease. Bounded: each pass
-    // sleeps until the hold ends or the next extend is due.
-    for (int pass = 0; pass < 10000; ++pass) {
-      const int64_t now = clock->NowUs();
+    // sleeps until the hold ends, the next extend is due, or (with faults) kFaultPollUs.
+    for (int pass = 0; pass < 1000000; ++pass) {
+      if (faults) {
+        if (auto r = sh_.board->Claim(ClientFault::kCrash, index_)) {
+          Die(*r, lease.key, "died holding " + lease.key + " (op " + std::to_string(op_id) + ")");
+          return false;
+        }
+      }
+      const int64_t now = clock_.NowUs();
       if (now >= hold_end_us) break;
       int64_t wake = hold_end_us;
       const int64_t deadline = deadline_us_.load();
@@ -219,9 +405,15 @@ class Client : public LockObserver {
         }
         wake = std::min(wake, extend_at);
       }
-      clock->SleepUs(std::max<int64_t>(wake - now, 1));
+      int64_t sleep_us = std::max<int64_t>(wake - now, 1);
+      if (faults) sleep_us = std::min(sleep_us, kFaultPollUs);
+      clock_.SleepUs(sleep_us);
     }
-    const bool valid = clock->NowUs() < deadline_us_.load();
+    const bool valid = clock_.NowUs() < deadline_us_.load();
+    // The GC pause lands here: after the client checked its lease, before it writes.
+    if (faults) {
+      if (auto r = sh_.board->Claim(ClientFault::kPause, index_)) Pause(*r, lease.key, op_id);
+    }
     if (valid || !w.check_lease) {
       sh_.resource->Write(lease.key, use.value + 1);
       use.outcome = Outcome::kOk;
@@ -244,6 +436,26 @@ class Client : public LockObserver {
       if (!ww.accepted) ++stats_->witness_rejected;
       sh_.ctx->history->Append(wr);
     }
+    return true;
+  }
+
+  // The whole client stalls (its thread here, its lock's background work via Freeze) for the
+  // request's duration, on real time: a GC pause does not know about clock faults.
+  void Pause(const ClientFaultRequest& r, const std::string& key, int64_t op_id) {
+    Event f = BaseEvent(OpType::kFault, key);
+    f.lease_op = op_id;
+    f.invoke_us = HistoryNowUs();
+    lock_->Freeze(true);
+    RealClock()->SleepUs(r.duration_us);
+    lock_->Freeze(false);
+    f.complete_us = HistoryNowUs();
+    f.note = "pause-holder: c" + std::to_string(index_) + " stalled " +
+             std::to_string((f.complete_us - f.invoke_us) / 1000) +
+             " ms inside its critical section (op " + std::to_string(op_id) +
+             "), after checking its lease and before writing" +
+             (r.label.empty() ? "" : " [" + r.label + "]");
+    sh_.ctx->history->Append(f);
+    ++stats_->pauses;
   }
 
   void Extend(const Workload& w, Lease* lease, int64_t op_id) {
@@ -262,12 +474,12 @@ class Client : public LockObserver {
     if (er.outcome == Outcome::kOk) {
       ++stats_->extends_ok;
       lease->valid_ms = er.valid_ms;
-      deadline_us_.store(RealClock()->NowUs() + er.valid_ms * 1000);
+      deadline_us_.store(clock_.NowUs() + er.valid_ms * 1000);
     } else {
       // A failed or unknown extend: the lease keeps its old deadline; stop extending.
       if (er.outcome == Outcome::kFail) ++stats_->extends_fail;
       if (er.outcome == Outcome::kUnknown) ++stats_->extends_unknown;
-      deadline_us_.store(std::min(deadline_us_.load(), RealClock()->NowUs()));
+      deadline_us_.store(std::min(deadline_us_.load(), clock_.NowUs()));
     }
   }
 
@@ -281,19 +493,53 @@ class Client : public LockObserver {
 
   int index_;
   const Shared& sh_;
+  SkewedClock clock_;  // this client's clock: the lock and the validity checks read it
   std::mt19937_64 rng_;
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<Lock> lock_;
+  int incarnation_ = 0;  // restarts after crashes (each gets fresh lock seeds)
+  int64_t revive_at_us_ = 0;
+  std::optional<ClientFaultRequest> mid_acquire_crash_;
+  std::string crash_point_;
   RunStats* stats_ = nullptr;
   std::atomic<int64_t> lease_op_{-1};
-  std::atomic<int64_t> deadline_us_{0};  // local (RealClock) validity deadline
+  std::atomic<int64_t> deadline_us_{0};  // validity deadline on clock_
+};
+
+class Control : public ClientControl {
+ public:
+  Control(std::vector<std::unique_ptr<Client>>* clients, FaultBoard* board)
+      : clients_(clients), board_(board) {}
+  int client_count() const override { return static_cast<int>(clients_->size()); }
+  void Request(const ClientFaultRequest& r) override { board_->Post(r); }
+  SkewedClock* ClientClock(int i) override { return (*clients_)[static_cast<size_t>(i)]->clock(); }
+
+ private:
+  std::vector<std::unique_ptr<Client>>* clients_;
+  FaultBoard* board_;
 };
 
 }  // namespace
 
+const char* ClientFaultName(ClientFault f) {
+  switch (f) {
+    case ClientFault::kPause:
+      return "pause-holder";
+    case ClientFault::kCrash:
+      return "crash-client";
+    case ClientFault::kCrashMidAcquire:
+      return "crash-mid-acquire";
+  }
+  return "?";
+}
+
 RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const RunContext& ctx) {
   const Workload& w = scenario.workload;
-  Shared sh{&impl, &scenario, &ctx, {}, nullptr, 0};
+  FaultBoard board;
+  const int64_t bound_ms = ctx.liveness_bound_ms > 0          ? ctx.liveness_bound_ms
+                           : scenario.liveness_bound_ms > 0 ? scenario.liveness_bound_ms
+                                                            : w.ttl_ms + 1000;
+  Shared sh{&impl, &scenario, &ctx, {}, nullptr, 0, &board, bound_ms};
   for (int k = 0; k < w.keys; ++k) {
     sh.keys.push_back(ctx.key_prefix + impl.name + ":" + scenario.name + ":k" + std::to_string(k));
   }
@@ -307,6 +553,7 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
                                                                   0);
     clients.push_back(std::make_unique<Client>(i, sh));
   }
+  Control control(&clients, &board);
   // Every client prepares (connects, starts its plug-in), then all start together.
   std::latch prepared(w.clients);
   std::latch go(1);
@@ -324,7 +571,26 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   const int64_t start_us = HistoryNowUs();
   sh.end_us = start_us + w.duration_ms * 1000;
   go.count_down();
+  // Safety phase: the workload runs with the nemesis' faults until the duration ends.
+  if (ctx.faults) {
+    ctx.faults->Begin(&control, start_us);
+    for (int i = 0; i < 100000000 && HistoryNowUs() < sh.end_us && !ctx.stop->load(); ++i)
+      RealClock()->SleepUs(std::min<int64_t>(sh.end_us - HistoryNowUs(), 20000));
+    ctx.faults->HealAll();
+    board.Clear();
+  }
   for (auto& t : threads) t.join();
+  const int64_t safety_end_us = HistoryNowUs();
+  // Liveness phase: every fault healed; each client in turn must acquire within the bound.
+  if (ctx.liveness_phase && !ctx.stop->load()) {
+    std::set<std::string> failed_keys;
+    for (int i = 0; i < w.clients && !ctx.stop->load(); ++i) {
+      const std::string& key = sh.keys[static_cast<size_t>(i) % sh.keys.size()];
+      if (!clients[static_cast<size_t>(i)]->Probe(key, failed_keys.count(key) > 0))
+        failed_keys.insert(key);
+    }
+  }
+  for (auto& c : clients) c->Shutdown();
 
   RunStats total;
   total.impl = impl.name;
@@ -343,6 +609,10 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
     total.extends_fail += s.extends_fail;
     total.extends_unknown += s.extends_unknown;
     total.abandoned += s.abandoned;
+    total.pauses += s.pauses;
+    total.crashes += s.crashes;
+    total.probes += s.probes;
+    total.probes_ok += s.probes_ok;
     total.witness_rejected += s.witness_rejected;
     total.infra_error_count += s.infra_error_count;
     for (const auto& e : s.infra_errors)
@@ -353,7 +623,7 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
     total.release_us.Merge(s.release_us);
     total.extend_us.Merge(s.extend_us);
   }
-  total.elapsed_us = HistoryNowUs() - start_us;
+  total.elapsed_us = safety_end_us - start_us;  // the safety phase: throughput's denominator
   return total;
 }
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "harness/histogram.h"
+#include "harness/clock.h"
 #include "harness/history.h"
 #include "harness/lock.h"
 #include "harness/witness.h"
@@ -55,6 +56,8 @@ struct RunStats {
   int64_t releases_ok = 0, releases_fail = 0, releases_unknown = 0;
   int64_t extends_ok = 0, extends_fail = 0, extends_unknown = 0;
   int64_t abandoned = 0;  // critical sections given up because validity ran out
+  int64_t pauses = 0, crashes = 0;  // client faults applied
+  int64_t probes = 0, probes_ok = 0;  // liveness-phase probe acquires
   int64_t witness_rejected = 0;
   std::vector<int64_t> acquired_per_client;
   std::vector<std::string> infra_errors;  // plug-in crashes/hangs/garbage (capped)
@@ -63,6 +66,50 @@ struct RunStats {
   Histogram acquire_us;  // ok acquires, invoke → complete (includes waiting)
   Histogram release_us;
   Histogram extend_us;
+};
+
+// Client faults the nemesis asks the runner for (the runner owns the clients).
+enum class ClientFault {
+  kPause,            // stall inside the critical section, after the validity check and
+                     // before the write, for duration_us; background renewal frozen too
+  kCrash,            // die holding the lease: no write, no release, renewal stops
+  kCrashMidAcquire,  // die inside an acquire: at the lock's CrashPoint between its commands,
+                     // or (atomic acquires) after the acquire command, before seeing the reply
+};
+const char* ClientFaultName(ClientFault f);  // "pause-holder", "crash-client", ...
+
+struct ClientFaultRequest {
+  ClientFault kind = ClientFault::kPause;
+  std::vector<int> clients;  // these clients (each once); empty = the first client to get there
+  int64_t duration_us = 0;   // pause length; crash: down time before a restart (0 = until the
+                             // safety phase ends)
+  int64_t expires_us = 0;    // HistoryNowUs() after which an unclaimed request lapses
+  std::string label;         // the scenario's description of the event, for the history
+};
+
+// The runner's side of client faults; given to the FaultSchedule when the workload starts.
+// Thread-safe: called from the nemesis thread while clients run.
+class ClientControl {
+ public:
+  virtual ~ClientControl() = default;
+  virtual int client_count() const = 0;
+  // Queues a client fault; the target client applies it at its next fault point.
+  virtual void Request(const ClientFaultRequest& r) = 0;
+  // Client `i`'s clock (what its lock and its validity checks read): the client clock faults.
+  virtual SkewedClock* ClientClock(int i) = 0;
+};
+
+// The nemesis as the runner sees it: told when the workload starts and when the safety phase
+// is over. Implemented by Nemesis (harness/nemesis.h).
+class FaultSchedule {
+ public:
+  virtual ~FaultSchedule() = default;
+  // The workload starts now (`start_us` on the history clock): run the timeline (on a thread
+  // of its own; returns at once). `clients` lives until HealAll returns.
+  virtual void Begin(ClientControl* clients, int64_t start_us) = 0;
+  // The safety phase is over: stop the timeline and undo every fault still in effect (bounded).
+  // After it returns every node is up and every link passes; the liveness phase follows.
+  virtual void HealAll() = 0;
 };
 
 struct RunContext {
@@ -75,6 +122,12 @@ struct RunContext {
   // Builds each client's transport; default NewRedisTransport. The seam through which unit
   // tests (an in-memory Redis), the fault proxy and the simulator reach the runner.
   std::function<std::unique_ptr<Transport>(const std::vector<ServerAddress>&)> new_transport;
+  // Client i's view of the nodes (through its fault-proxy links when the scenario has network
+  // faults). Default: `servers` for every client.
+  std::function<std::vector<ServerAddress>(int client)> client_servers;
+  FaultSchedule* faults = nullptr;  // the nemesis; null = no faults. Not owned.
+  int64_t liveness_bound_ms = 0;    // liveness probe wait; 0 = ttl + 1000
+  bool liveness_phase = true;       // run the liveness phase after the safety phase
 };
 
 // Runs `impl` through `scenario`. Never throws; infrastructure errors are counted in stats.

@@ -51,9 +51,9 @@ class SingleNodeLock : public Lock {
       const int64_t start_us = env_.clock->NowUs();
       std::string token = RandomToken(rng_);
       Outcome o = TryOnce(key, token, ttl_ms, why);
+      lease->key = key;
+      lease->token = token;  // also on kUnknown: what the lock may hold
       if (o == Outcome::kOk) {
-        lease->key = key;
-        lease->token = token;
         lease->valid_ms = ttl_ms - (env_.clock->NowUs() - start_us + 999) / 1000;
       }
       return o;
@@ -116,6 +116,10 @@ class SetnxExpireLock : public SingleNodeLock {
     if (!r.is_integer(1)) {
       *why = r.ToString();
       return Outcome::kUnknown;
+    }
+    if (env_.observer && env_.observer->CrashPoint("setnx-expire: after SETNX, before PEXPIRE")) {
+      *why = "client crashed after SETNX, before PEXPIRE";
+      return Outcome::kUnknown;  // the key stays, with no TTL
     }
     Reply e = Call({"PEXPIRE", key, std::to_string(ttl_ms)}, ttl_ms);
     if (!e.is_integer(1)) {
@@ -182,6 +186,7 @@ class WatchdogLock : public TokenLuaLock {
     return TokenLuaLock::Release(lease);
   }
   void Crash() override { StopRenewal(); }
+  void Freeze(bool frozen) override { frozen_ = frozen; }
 
  protected:
   Reply Call(const Command& cmd, int64_t ttl_ms) override {
@@ -199,7 +204,9 @@ class WatchdogLock : public TokenLuaLock {
       const int64_t period_us = std::max<int64_t>(ttl_ms * 1000 / 3, kStopPollUs);
       for (;;) {  // ends when stop_ is set, or the lease is lost
         const int64_t wake_us = env_.clock->NowUs() + period_us;
-        while (!stop_ && env_.clock->NowUs() < wake_us) env_.clock->SleepUs(kStopPollUs);
+        // A frozen process renews nothing: wait out the freeze, then the period.
+        while (!stop_ && (frozen_ || env_.clock->NowUs() < wake_us))
+          env_.clock->SleepUs(kStopPollUs);
         if (stop_) return;
         const int64_t start_us = env_.clock->NowUs();
         ExtendResult r = Extend(lease, ttl_ms);
@@ -218,6 +225,7 @@ class WatchdogLock : public TokenLuaLock {
 
   std::mutex mu_;
   std::atomic<bool> stop_{true};
+  std::atomic<bool> frozen_{false};
   std::thread renewer_;
 };
 

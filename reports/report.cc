@@ -5,27 +5,35 @@
 
 namespace lockstorm {
 
-std::string VerdictFor(const CheckResult& check, bool expected_unsafe,
-                       int64_t stale_writes_accepted) {
-  if (stale_writes_accepted > 0) return "fail";  // resource damage is never expected
-  switch (check.verdict) {
-    case Verdict::kInvalid:
-      return expected_unsafe ? "expected-fail" : "fail";
-    case Verdict::kValid:
-      return expected_unsafe ? "unexpected-pass" : "pass";
-    case Verdict::kInconclusive:
-      return "inconclusive";
+void JudgeRow(ResultRow* row) {
+  const CheckResult& c = row->check;
+  row->failure.clear();
+  const bool safety = c.verdict == Verdict::kInvalid || row->stale_writes_accepted > 0;
+  const bool liveness = c.liveness.verdict == Verdict::kInvalid;
+  if (safety) {
+    row->failure = "safety";
+    // Resource damage through the fenced witness is never expected.
+    row->verdict =
+        row->expected == "unsafe" && row->stale_writes_accepted == 0 ? "expected-fail" : "fail";
+  } else if (liveness) {
+    row->failure = "liveness";
+    row->verdict = row->expected == "liveness" ? "expected-fail" : "fail";
+  } else if (c.verdict == Verdict::kInconclusive) {
+    row->verdict = "inconclusive";
+  } else {
+    row->verdict = row->expected == "safe" ? "pass" : "unexpected-pass";
   }
-  return "inconclusive";
 }
 
 int ExitCodeFor(const std::vector<ResultRow>& rows, bool interrupted) {
-  bool fail = false, inconclusive = interrupted;
+  bool safety = false, liveness = false, inconclusive = interrupted;
   for (const auto& r : rows) {
-    if (r.verdict == "fail") fail = true;
+    if (r.verdict == "fail" && r.failure == "liveness") liveness = true;
+    if (r.verdict == "fail" && r.failure != "liveness") safety = true;
     if (r.verdict == "inconclusive") inconclusive = true;
   }
-  if (fail) return kExitSafety;
+  if (safety) return kExitSafety;
+  if (liveness) return kExitLiveness;
   if (inconclusive) return kExitInconclusive;
   return kExitOk;
 }
@@ -41,7 +49,9 @@ nlohmann::json ReportToJson(const RunReport& report) {
     row["impl"] = r.impl;
     row["scenario"] = r.scenario;
     row["verdict"] = r.verdict;
-    row["expected_unsafe"] = r.expected_unsafe;
+    row["expected"] = r.expected;
+    row["expected_unsafe"] = r.expected == "unsafe";  // schema v1 field, kept
+    if (!r.failure.empty()) row["failure"] = r.failure;
     row["counts"] = {
         {"attempts", s.attempts},
         {"acquires", s.acquires},
@@ -60,6 +70,10 @@ nlohmann::json ReportToJson(const RunReport& report) {
         {"witness_rejected", s.witness_rejected},
         {"stale_writes_accepted", r.stale_writes_accepted},
         {"infra_errors", s.infra_error_count},
+        {"pauses", s.pauses},
+        {"crashes", s.crashes},
+        {"probes", s.probes},
+        {"probes_ok", s.probes_ok},
     };
     row["acquired_per_client"] = s.acquired_per_client;
     row["elapsed_us"] = s.elapsed_us;
@@ -72,7 +86,10 @@ nlohmann::json ReportToJson(const RunReport& report) {
     row["check"] = CheckResultToJson(r.check);
     row["violations"] = nlohmann::json::array();
     for (const Violation& v : r.check.violations) row["violations"].push_back(ViolationToJson(v));
+    for (const Violation& v : r.check.liveness.violations)
+      row["violations"].push_back(ViolationToJson(v));
     row["infra_errors"] = s.infra_errors;
+    row["faults"] = r.faults;
     j["results"].push_back(row);
   }
   j["summary"] = {{"exit_code", report.exit_code}, {"interrupted", report.interrupted}};
@@ -122,6 +139,11 @@ std::string ConsoleViolations(const RunReport& report, size_t per_row) {
       out << r.impl << "/" << r.scenario << ": " << v.kind << " on " << v.key << ": client c"
           << v.client_a << " (op " << v.op_a << ") and c" << v.client_b << " (op " << v.op_b
           << ") both held it for " << v.overlap_us << " us from t=" << v.start_us << " us\n";
+    }
+    for (size_t i = 0; i < r.check.liveness.violations.size() && i < per_row; ++i) {
+      const Violation& v = r.check.liveness.violations[i];
+      out << r.impl << "/" << r.scenario << ": " << v.kind << " on " << v.key << ": " << v.detail
+          << "\n";
     }
     if (r.stale_writes_accepted > 0) {
       out << r.impl << "/" << r.scenario << ": witness accepted " << r.stale_writes_accepted

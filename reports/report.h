@@ -27,17 +27,27 @@ enum ExitCode : int {
 struct ResultRow {
   std::string impl;
   std::string scenario;
-  bool expected_unsafe = false;
+  // kExpectSafe | kExpectUnsafe | kExpectLiveness (scenarios/scenario.h): the prediction.
+  std::string expected = "safe";
   RunStats stats;     // what the runner measured (absent fields stay 0 when re-checked)
   CheckResult check;  // what the checkers found in the history
   int64_t stale_writes_accepted = 0;  // witness damage: must be 0 always
   std::string verdict;  // pass | fail | expected-fail | unexpected-pass | inconclusive
+  std::string failure;  // when verdict is fail or expected-fail: "safety" or "liveness"
+  nlohmann::json faults = nlohmann::json::array();  // the nemesis' FaultRecords
 };
 
-// pass / fail / expected-fail / unexpected-pass / inconclusive from the checkers' verdict.
-std::string VerdictFor(const CheckResult& check, bool expected_unsafe,
-                       int64_t stale_writes_accepted);
-// The process exit code for a set of rows (worst wins: 1 > 2 > 3 > 0).
+// Sets row->verdict and row->failure from row->check, row->expected and
+// row->stale_writes_accepted:
+//   a safety violation (an overlap, or the witness accepting a stale write — the latter is
+//   never expected): expected "unsafe" → expected-fail, else fail;
+//   else a liveness violation: expected "liveness" → expected-fail, else fail;
+//   else no ok acquire at all → inconclusive;
+//   else expected "unsafe"/"liveness" → unexpected-pass (the prediction did not come true);
+//   else pass.
+void JudgeRow(ResultRow* row);
+// The process exit code for a set of rows (worst wins: 1 > 2 > 3 > 0): 1 for a safety fail,
+// 2 for a liveness fail, 3 for an inconclusive row or an interrupted run.
 int ExitCodeFor(const std::vector<ResultRow>& rows, bool interrupted);
 
 struct RunReport {

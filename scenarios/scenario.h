@@ -45,16 +45,16 @@ struct NemesisEvent {
   std::string fault;  // one of KnownFaults()
   int64_t at_ms = 0;
   int64_t duration_ms = 0;
-  std::vector<int> nodes;    // node indexes, 0..nodes-1; empty = the fault's default target
-  std::vector<int> clients;  // client indexes, 0..clients-1; empty = the fault's default
+  std::vector<int> nodes{};    // node indexes, 0..nodes-1; empty = the fault's default target
+  std::vector<int> clients{};  // client indexes, 0..clients-1; empty = the fault's default
   // partition only: client group i reaches the nodes in groups[i] (a split); empty = the
   // `nodes` are cut off from the `clients`.
-  std::vector<std::vector<int>> groups;
+  std::vector<std::vector<int>> groups{};
   int64_t latency_ms = 0;   // latency: added delay per message
   int64_t jitter_ms = 0;    // latency: uniform extra delay in [0, jitter_ms]
   int64_t delta_ms = 0;     // clock-jump, client-clock-jump: signed jump
   double rate = 1.0;        // clock-rate, client-clock-rate: clock speed (1 = real time)
-  std::string persistence;  // restart-node: PersistenceName() value; "" = topology's
+  std::string persistence{};  // restart-node: PersistenceName() value; "" = topology's
   int64_t delay_ms = 0;     // restart-node: the node is down this long, then restarts
 
   bool operator==(const NemesisEvent&) const = default;
@@ -77,9 +77,9 @@ struct Scenario {
   std::string name;
   std::string description;
   Persistence persistence = Persistence::kNone;
-  Workload workload;
   int nodes = 0;     // Redis nodes; 0 = decided by the locks (1, or --nodes for multi-node)
   int replicas = 0;  // replicas per node
+  Workload workload;
   std::vector<NemesisEvent> nemesis{};
   // Lock name → kExpectSafe | kExpectUnsafe | kExpectLiveness. Locks not listed keep their
   // own declaration (built-in expected_unsafe lists, plug-in expected_unsafe).

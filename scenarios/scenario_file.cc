@@ -42,6 +42,7 @@ constexpr FaultSpec kFaultSpecs[] = {
     // name                 nodes  clients groups latency delta  rate   restart
     {"pause-holder",        false, true,   false, false,  false, false, false},
     {"crash-client",        false, true,   false, false,  false, false, false},
+    {"crash-mid-acquire",   false, true,   false, false,  false, false, false},
     {"kill-node",           true,  false,  false, false,  false, false, false},
     {"restart-node",        true,  false,  false, false,  false, false, true},
     {"pause-node",          true,  false,  false, false,  false, false, false},

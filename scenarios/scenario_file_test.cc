@@ -146,7 +146,7 @@ std::string WithWorkload(const std::string& fields) {
 const std::string kTopKeys =
     "name, description, topology, workload, nemesis, expectations, liveness_bound_ms";
 const std::string kFaults =
-    "pause-holder, crash-client, kill-node, restart-node, pause-node, partition, "
+    "pause-holder, crash-client, crash-mid-acquire, kill-node, restart-node, pause-node, partition, "
     "one-way-replies, drop-requests, latency, reset-connections, refuse-connections, "
     "clock-jump, clock-rate, client-clock-jump, client-clock-rate, failover, cut-replication";
 
@@ -292,7 +292,7 @@ TEST(ScenarioFileTest, EveryValidationErrorNamesThePathAndTheExpectation) {
        "t.json: $.nemesis[0].latency_ms: not used by fault 'kill-node' (used by: latency)"},
       {WithNemesis(R"({"fault": "kill-node", "clients": [0]})"),
        "t.json: $.nemesis[0].clients: not used by fault 'kill-node' (used by: pause-holder, "
-       "crash-client, partition, one-way-replies, drop-requests, latency, reset-connections, "
+       "crash-client, crash-mid-acquire, partition, one-way-replies, drop-requests, latency, reset-connections, "
        "refuse-connections, client-clock-jump, client-clock-rate)"},
       {WithNemesis(R"({"fault": "crash-client", "nodes": [0]})"),
        "t.json: $.nemesis[0].nodes: not used by fault 'crash-client' (used by: kill-node, "
@@ -414,7 +414,7 @@ TEST(ScenarioFileTest, ValidateCatchesOverridesThatBreakTheTimeline) {
 TEST(ScenarioFileTest, KnownFaultsAreTheDocumentedSet) {
   std::vector<std::string> names;
   for (const char* const* f = KnownFaults(); *f; ++f) names.push_back(*f);
-  EXPECT_EQ(names.size(), 17u);
+  EXPECT_EQ(names.size(), 18u);
   std::string joined;
   for (const std::string& n : names) joined += (joined.empty() ? "" : ", ") + n;
   EXPECT_EQ(joined, kFaults);

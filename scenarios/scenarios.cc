@@ -3,6 +3,36 @@
 
 namespace lockstorm {
 
+namespace {
+
+std::map<std::string, std::string> kAllSafe() {
+  return {{"setnx-expire", kExpectSafe}, {"set-nx-del", kExpectSafe}, {"token-lua", kExpectSafe},
+          {"watchdog", kExpectSafe},     {"redlock", kExpectSafe},    {"fenced", kExpectSafe}};
+}
+
+std::map<std::string, std::string> kRedlockUnsafe() {
+  auto m = kAllSafe();
+  m["redlock"] = kExpectUnsafe;
+  return m;
+}
+
+// Long holds, a long TTL and one key: whenever a node fault strikes, someone holds the lock.
+Workload kSplitMajorityWorkload() {
+  return {.clients = 8,
+          .duration_ms = 7000,
+          .ttl_ms = 2000,
+          .wait_ms = 2000,
+          .holds = {{1.0, 0.3, 0.6}}};
+}
+
+// Clients 0-3 reach nodes {0,1,2}, clients 4-7 reach {2,3,4}, for the whole run: each group
+// can form a majority, and node 2 alone keeps them apart.
+NemesisEvent kSplitMajorityPartition() {
+  return {.fault = "partition", .at_ms = 0, .duration_ms = 7000, .groups = {{0, 1, 2}, {2, 3, 4}}};
+}
+
+}  // namespace
+
 const std::vector<Scenario>& BuiltinScenarios() {
   static const std::vector<Scenario>* table = new std::vector<Scenario>{
       {
@@ -24,6 +54,211 @@ const std::vector<Scenario>& BuiltinScenarios() {
                        .wait_ms = 400,
                        .holds = {{0.9, 0.0, 0.05}, {0.1, 1.2, 2.0}},
                        .check_lease = false},
+      },
+      {
+          .name = "holder-pause",
+          .description =
+              "the lock holder stalls (a GC or VM pause) for 3x the TTL right after checking "
+              "its lease and before writing; others take the expired lock meanwhile and the "
+              "late write lands in their lease. Every lock overlaps; fencing keeps the "
+              "witness safe",
+          .workload = {.clients = 8,
+                       .duration_ms = 5500,
+                       .ttl_ms = 300,
+                       .wait_ms = 600,
+                       .holds = {{1.0, 0.0, 0.05}}},
+          .nemesis = {{.fault = "pause-holder", .at_ms = 1000, .duration_ms = 900},
+                      {.fault = "pause-holder", .at_ms = 2500, .duration_ms = 900},
+                      {.fault = "pause-holder", .at_ms = 4000, .duration_ms = 900}},
+          .expectations = {{"setnx-expire", kExpectUnsafe},
+                           {"set-nx-del", kExpectUnsafe},
+                           {"token-lua", kExpectUnsafe},
+                           {"watchdog", kExpectUnsafe},
+                           {"redlock", kExpectUnsafe},
+                           {"fenced", kExpectUnsafe}},
+      },
+      {
+          .name = "client-crash",
+          .description =
+              "the lock holder dies (kill -9: no release, its renewal stops) three times; "
+              "the others must get the lock back within TTL plus a bound",
+          .workload = {.clients = 8,
+                       .duration_ms = 5500,
+                       .ttl_ms = 500,
+                       .wait_ms = 1000,
+                       .holds = {{1.0, 0.0, 0.05}}},
+          .nemesis = {{.fault = "crash-client", .at_ms = 1000, .duration_ms = 1000},
+                      {.fault = "crash-client", .at_ms = 2500, .duration_ms = 1000},
+                      {.fault = "crash-client", .at_ms = 4000, .duration_ms = 1000}},
+          .expectations = {{"setnx-expire", kExpectSafe},
+                           {"set-nx-del", kExpectSafe},
+                           {"token-lua", kExpectSafe},
+                           {"watchdog", kExpectSafe},
+                           {"redlock", kExpectSafe},
+                           {"fenced", kExpectSafe}},
+      },
+      {
+          .name = "kill-mid-acquire",
+          .description =
+              "a client dies inside its acquire: between SETNX and PEXPIRE for setnx-expire "
+              "(the key stays with no TTL: nobody gets the lock again), after the one atomic "
+              "command for the others (they recover within the TTL)",
+          .workload = {.clients = 8,
+                       .duration_ms = 5500,
+                       .ttl_ms = 500,
+                       .wait_ms = 1000,
+                       .holds = {{1.0, 0.0, 0.05}}},
+          .nemesis = {{.fault = "crash-mid-acquire", .at_ms = 1000, .duration_ms = 1000},
+                      {.fault = "crash-mid-acquire", .at_ms = 2500, .duration_ms = 1000},
+                      {.fault = "crash-mid-acquire", .at_ms = 4000, .duration_ms = 1000}},
+          .expectations = {{"setnx-expire", kExpectLiveness},
+                           {"set-nx-del", kExpectSafe},
+                           {"token-lua", kExpectSafe},
+                           {"watchdog", kExpectSafe},
+                           {"redlock", kExpectSafe},
+                           {"fenced", kExpectSafe}},
+      },
+      {
+          .name = "partition-minority",
+          .description =
+              "every client is cut from 2 of 5 nodes for 3 s (a real partition: packets "
+              "vanish, connections hang); Redlock keeps a majority and stays safe and live",
+          .nodes = 5,
+          .workload = {.clients = 8, .duration_ms = 5000, .holds = {{1.0, 0.0, 0.05}}},
+          .nemesis = {{.fault = "partition", .at_ms = 1000, .duration_ms = 3000, .nodes = {3, 4}}},
+          .expectations = kAllSafe(),
+      },
+      {
+          .name = "partition-split",
+          .description =
+              "two client groups each reach a different majority-less part of 5 nodes "
+              "({0,1} and {3,4}; node 2 reaches nobody) for 3 s: no Redlock client may win",
+          .nodes = 5,
+          .workload = {.clients = 8, .duration_ms = 5000, .holds = {{1.0, 0.0, 0.05}}},
+          .nemesis = {{.fault = "partition",
+                       .at_ms = 1000,
+                       .duration_ms = 3000,
+                       .groups = {{0, 1}, {3, 4}}}},
+          .expectations = kAllSafe(),
+      },
+      {
+          .name = "one-way-replies",
+          .description =
+              "half the clients lose every reply from nodes 0-2 for 3 s while their requests "
+              "still apply: SETs take effect unseen (ghost locks). A correct Redlock deletes "
+              "them at once; a single-node lock's ghost blocks everyone until its TTL",
+          .nodes = 5,
+          .workload = {.clients = 8, .duration_ms = 5000, .holds = {{1.0, 0.0, 0.05}}},
+          .nemesis = {{.fault = "one-way-replies",
+                       .at_ms = 1000,
+                       .duration_ms = 3000,
+                       .nodes = {0, 1, 2},
+                       .clients = {0, 1, 2, 3}}},
+          .expectations = kAllSafe(),
+      },
+      {
+          .name = "latency",
+          .description =
+              "every link gets 20 ms +- 10 ms each way for 3 s: slower, still safe (Redlock's "
+              "validity shrinks by the time its acquire took)",
+          .nodes = 5,
+          .workload = {.clients = 8, .duration_ms = 5000, .holds = {{1.0, 0.0, 0.05}}},
+          .nemesis = {{.fault = "latency",
+                       .at_ms = 1000,
+                       .duration_ms = 3000,
+                       .latency_ms = 20,
+                       .jitter_ms = 10}},
+          .expectations = kAllSafe(),
+      },
+      {
+          .name = "node-restart-nopersist",
+          .description = "clients split so that each group reaches a majority sharing node 2 "
+                         "({0,1,2} and {2,3,4}); node 2 is killed and restarted empty 100 ms "
+                         "later, three times: the other group wins a second majority while the "
+                         "first still holds the lock (Redlock's known caveat)",
+          .nodes = 5,
+          .workload = kSplitMajorityWorkload(),
+          .nemesis = {kSplitMajorityPartition(),
+                      {.fault = "restart-node", .at_ms = 1500, .nodes = {2}, .delay_ms = 100},
+                      {.fault = "restart-node", .at_ms = 3500, .nodes = {2}, .delay_ms = 100},
+                      {.fault = "restart-node", .at_ms = 5500, .nodes = {2}, .delay_ms = 100}},
+          .expectations = kRedlockUnsafe(),
+      },
+      {
+          .name = "node-restart-aof-always",
+          .description = "as node-restart-nopersist, but the nodes run appendfsync always: "
+                         "node 2 comes back with the lock keys, so no second majority",
+          .persistence = Persistence::kAofAlways,
+          .nodes = 5,
+          .workload = kSplitMajorityWorkload(),
+          .nemesis = {kSplitMajorityPartition(),
+                      {.fault = "restart-node", .at_ms = 1500, .nodes = {2}, .delay_ms = 100},
+                      {.fault = "restart-node", .at_ms = 3500, .nodes = {2}, .delay_ms = 100},
+                      {.fault = "restart-node", .at_ms = 5500, .nodes = {2}, .delay_ms = 100}},
+          .expectations = kAllSafe(),
+      },
+      {
+          .name = "node-restart-delayed",
+          .description = "as node-restart-nopersist, but node 2 stays down for longer than the "
+                         "TTL before it restarts empty (the spec's delayed restart): every lease "
+                         "it knew has expired, so no second majority",
+          .nodes = 5,
+          .workload = kSplitMajorityWorkload(),
+          .nemesis = {kSplitMajorityPartition(),
+                      {.fault = "restart-node", .at_ms = 1000, .nodes = {2}, .delay_ms = 2500},
+                      {.fault = "restart-node", .at_ms = 4500, .nodes = {2}, .delay_ms = 2500}},
+          .expectations = kAllSafe(),
+      },
+      {
+          .name = "failover",
+          .description =
+              "one master with one asynchronous replica; replication is cut at 1 s, the "
+              "master dies at 2.5 s and the replica (which never saw the current lock) is "
+              "promoted; clients follow it and a second client takes the lock the first "
+              "still holds",
+          .nodes = 1,
+          .replicas = 1,
+          .workload = {.clients = 8,
+                       .duration_ms = 5000,
+                       .ttl_ms = 2000,
+                       .wait_ms = 2000,
+                       .holds = {{1.0, 0.3, 0.6}}},
+          .nemesis = {{.fault = "cut-replication", .at_ms = 1000, .duration_ms = 3000},
+                      {.fault = "failover", .at_ms = 2500}},
+          .expectations = {{"setnx-expire", kExpectUnsafe},
+                           {"set-nx-del", kExpectUnsafe},
+                           {"token-lua", kExpectUnsafe},
+                           {"watchdog", kExpectUnsafe},
+                           {"redlock", kExpectUnsafe},
+                           {"fenced", kExpectUnsafe}},
+      },
+      {
+          .name = "clock-jump",
+          .description = "split-majority clients as in node-restart-nopersist; node 2's clock "
+                         "jumps forward by more than the TTL, three times, so its lock keys "
+                         "expire at once: a second majority forms",
+          .nodes = 5,
+          .workload = kSplitMajorityWorkload(),
+          .nemesis = {kSplitMajorityPartition(),
+                      {.fault = "clock-jump", .at_ms = 1500, .nodes = {2}, .delta_ms = 3000},
+                      {.fault = "clock-jump", .at_ms = 3500, .nodes = {2}, .delta_ms = 3000},
+                      {.fault = "clock-jump", .at_ms = 5500, .nodes = {2}, .delta_ms = 3000}},
+          .expectations = kRedlockUnsafe(),
+      },
+      {
+          .name = "clock-drift",
+          .description = "split-majority clients; node 2's clock runs at 2x for 5 s, so its "
+                         "keys expire in half the TTL, far beyond Redlock's 1% drift allowance: "
+                         "a second majority forms while the first holder's lease is valid",
+          .nodes = 5,
+          .workload = kSplitMajorityWorkload(),
+          .nemesis = {kSplitMajorityPartition(),
+                      {.fault = "clock-rate",
+                       .at_ms = 1000,
+                       .duration_ms = 5000,
+                       .nodes = {2},
+                       .rate = 2.0}},
+          .expectations = kRedlockUnsafe(),
       },
   };
   return *table;
