@@ -62,6 +62,7 @@ nlohmann::json FaultRecordToJson(const FaultRecord& r) {
 namespace {
 
 constexpr int64_t kEvidenceTimeoutUs = 300000;
+constexpr int64_t kStrikeWaitMs = 1000;  // longest wait for a held lock before a node fault
 
 bool IsLinkFault(const std::string& f) {
   return f == "partition" || f == "one-way-replies" || f == "drop-requests" || f == "latency" ||
@@ -179,7 +180,40 @@ void Nemesis::Loop() {
   }
 }
 
-std::string Nemesis::Evidence(const std::string& what) { return what; }
+std::string Nemesis::StrikeWhenHeld(int node, bool via_replica_master) {
+  const int64_t ttl_ms = scenario_.workload.ttl_ms;
+  const int64_t want_pttl_ms = ttl_ms * 8 / 10;
+  ServerAddress addr = t_.servers->server(node)->address();
+  if (via_replica_master && node < static_cast<int>(t_.replicas.size()) &&
+      t_.replicas[static_cast<size_t>(node)])
+    addr = t_.replicas[static_cast<size_t>(node)]->master()->address();
+  auto t = NewRedisTransport({addr});
+  const int64_t begin_us = HistoryNowUs();
+  const int64_t deadline_us = begin_us + kStrikeWaitMs * 1000;
+  int64_t best = -2;
+  for (int i = 0; i < 100000 && HistoryNowUs() < deadline_us; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) break;
+    }
+    Reply r = t->Call(0,
+                      {"EVAL",
+                       "local m = -2 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                       "local p = redis.call('PTTL', k) if p > m then m = p end end return m",
+                       "0", t_.key_prefix + t_.impl + ":*"},
+                      kEvidenceTimeoutUs);
+    if (r.type == Reply::Type::kInteger) best = r.integer;
+    if (best >= want_pttl_ms) break;
+    RealClock()->SleepUs(2000);
+  }
+  const int64_t waited_ms = (HistoryNowUs() - begin_us) / 1000;
+  if (best >= want_pttl_ms)
+    return "struck " + std::to_string(waited_ms) + " ms after at_ms, when node " +
+           std::to_string(node) + " held a fresh lock (PTTL " + std::to_string(best) + " ms)";
+  return "no fresh lock on node " + std::to_string(node) + " within " +
+         std::to_string(kStrikeWaitMs) + " ms (largest PTTL " + std::to_string(best) +
+         "); struck anyway";
+}
 
 void Nemesis::Record(const std::string& fault, int64_t begin_us, int64_t end_us,
                      const std::string& detail, bool ok) {
@@ -319,6 +353,12 @@ void Nemesis::Apply(const Action& a) {
   act->nodes = nodes;
   act->clients = clients;
   std::string& detail = act->detail;
+  // Node faults that make a node forget (kill, restart, clock jump, failover) strike while the
+  // node holds a fresh lock: the moment the predictions are about. Bounded wait.
+  if (e.fault == "kill-node" || e.fault == "restart-node" || e.fault == "clock-jump" ||
+      e.fault == "failover") {
+    detail = StrikeWhenHeld(nodes.front(), e.fault == "failover") + "; ";
+  }
 
   if (e.fault == "pause-holder" || e.fault == "crash-client" || e.fault == "crash-mid-acquire") {
     ClientFaultRequest r;
@@ -361,8 +401,8 @@ void Nemesis::Apply(const Action& a) {
       const pid_t pid = s->pid();
       s->Kill();
       Reply ping = t->Call(n, {"PING"}, kEvidenceTimeoutUs);
-      detail += (detail.empty() ? "" : "; ") + s->name() + " (pid " + std::to_string(pid) +
-                ") SIGKILLed; PING then: " + ping.ToString();
+      detail += s->name() + " (pid " + std::to_string(pid) + ") SIGKILLed; PING then: " +
+                ping.ToString();
     }
     if (e.fault == "restart-node")
       detail += "; restart after " + std::to_string(e.delay_ms) + " ms with persistence " +

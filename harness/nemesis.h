@@ -113,7 +113,9 @@ class Nemesis : public FaultSchedule {
   void Apply(const Action& a);
   void Record(const std::string& fault, int64_t start_us, int64_t end_us, const std::string& detail,
               bool ok);
-  std::string Evidence(const std::string& what);
+  // Waits (at most kStrikeWaitMs) until `node` holds a lock key of this impl with at least
+  // 80% of the TTL left; says what it found.
+  std::string StrikeWhenHeld(int node, bool via_replica_master);
 
   Scenario scenario_;
   NemesisTargets t_;

@@ -10,12 +10,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <random>
 #include <thread>
 
 #include "harness/checker.h"
 #include "harness/exec_lock.h"
 #include "harness/history.h"
+#include "harness/key_observer.h"
 #include "harness/nemesis.h"
 #include "harness/placement.h"
 #include "harness/redis_server.h"
@@ -372,6 +374,7 @@ int RunCommand(const RunOptions& o) {
               << scenario.workload.duration_ms / 1000.0 << " s per impl" << std::endl;
   }
   std::vector<RunStats> all_stats;
+  std::map<std::string, std::vector<KeyPresence>> presences;  // impl → observed lock keys
   for (const ImplUnderTest& impl : impls) {
     if (stop.load()) break;
     RunContext ctx;
@@ -400,8 +403,25 @@ int RunCommand(const RunOptions& o) {
     targets.key_prefix = key_prefix;
     Nemesis nemesis(scenario, targets);
     if (!scenario.nemesis.empty()) ctx.faults = &nemesis;
+    // Under link faults, watch the lock keys on every node (directly, not through the
+    // proxies) to measure ghost locks: keys set by acquires their client thinks failed.
+    std::unique_ptr<KeyObserver> observer;
+    if (grid) {
+      std::vector<std::string> keys;
+      for (int k = 0; k < scenario.workload.keys && k < 1000; ++k)
+        keys.push_back(key_prefix + impl.name + ":" + scenario.name + ":k" + std::to_string(k));
+      observer = std::make_unique<KeyObserver>(ctx.servers, keys);
+      if (Status s = observer->Start(); !s.ok()) {
+        std::cerr << "lockstorm: warning: key observer: " << s.message() << "\n";
+        observer.reset();
+      }
+    }
     if (!o.quiet) std::cout << "  running " << impl.name << " ..." << std::flush;
     all_stats.push_back(RunWorkload(impl, scenario, ctx));
+    if (observer) {
+      observer->Stop();
+      presences[impl.name] = observer->Presences();
+    }
     nemesis.HealAll();
     const size_t fault_count = nemesis.records().size();
     if (Status s = nemesis.Reset(); !s.ok())
@@ -436,6 +456,8 @@ int RunCommand(const RunOptions& o) {
     if (it != checks.end()) row.check = it->second;
     row.stale_writes_accepted = StaleWritesAccepted(events, row.impl, row.scenario);
     row.faults = FaultsOf(events, row.impl, row.scenario);
+    if (auto p = presences.find(row.impl); p != presences.end())
+      row.ghosts = GhostReportToJson(FindGhostLocks(p->second, events, row.impl, row.scenario));
     JudgeRow(&row);
     report.rows.push_back(std::move(row));
   }

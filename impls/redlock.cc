@@ -241,13 +241,11 @@ class RedlockLock : public Lock {
            std::to_string(validity_ms) + " ms; " + std::to_string(maybe_ours) +
            " node(s) may still hold the token; SET " + Summary(replies) + ", cleanup " +
            Summary(cleanup);
-    if (maybe_ours >= quorum_) {
-      // The lock may be ours in Redis: report which grant it would be.
-      lease->key = key;
-      lease->token = token;
-      return Outcome::kUnknown;
-    }
-    return Outcome::kFail;
+    // Name the attempt's token also on kFail: minority keys it may have left behind (ghosts
+    // that the cleanup could not confirm) can then be traced to it.
+    lease->key = key;
+    lease->token = token;
+    return maybe_ours >= quorum_ ? Outcome::kUnknown : Outcome::kFail;
   }
 
   std::vector<Reply> Unlock(const std::string& key, const std::string& token, int64_t timeout_us) {

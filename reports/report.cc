@@ -90,6 +90,7 @@ nlohmann::json ReportToJson(const RunReport& report) {
       row["violations"].push_back(ViolationToJson(v));
     row["infra_errors"] = s.infra_errors;
     row["faults"] = r.faults;
+    if (!r.ghosts.is_null()) row["ghosts"] = r.ghosts;
     j["results"].push_back(row);
   }
   j["summary"] = {{"exit_code", report.exit_code}, {"interrupted", report.interrupted}};
@@ -144,6 +145,12 @@ std::string ConsoleViolations(const RunReport& report, size_t per_row) {
       const Violation& v = r.check.liveness.violations[i];
       out << r.impl << "/" << r.scenario << ": " << v.kind << " on " << v.key << ": " << v.detail
           << "\n";
+    }
+    if (!r.ghosts.is_null() && r.ghosts.value("count", 0) > 0) {
+      out << r.impl << "/" << r.scenario << ": " << r.ghosts.value("count", 0)
+          << " ghost lock(s) (keys set by acquires their client saw fail or time out), "
+          << "lifetime p50 " << r.ghosts.value("p50_lifetime_ms", 0.0) << " ms, max "
+          << r.ghosts.value("max_lifetime_ms", 0.0) << " ms\n";
     }
     if (r.stale_writes_accepted > 0) {
       out << r.impl << "/" << r.scenario << ": witness accepted " << r.stale_writes_accepted

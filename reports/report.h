@@ -34,7 +34,8 @@ struct ResultRow {
   int64_t stale_writes_accepted = 0;  // witness damage: must be 0 always
   std::string verdict;  // pass | fail | expected-fail | unexpected-pass | inconclusive
   std::string failure;  // when verdict is fail or expected-fail: "safety" or "liveness"
-  nlohmann::json faults = nlohmann::json::array();  // the nemesis' FaultRecords
+  nlohmann::json faults = nlohmann::json::array();  // fault periods (history kFault/kCrash)
+  nlohmann::json ghosts;  // GhostReportToJson when lock keys were observed, else null
 };
 
 // Sets row->verdict and row->failure from row->check, row->expected and
