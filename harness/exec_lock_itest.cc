@@ -177,7 +177,9 @@ TEST(ExecLockTest, ProtoLockIsMutuallyExclusiveUnderContention) {
 TEST(ExecLockTest, HungChildIsKilledWithItsGroupAndReplaced) {
   TempDir dir;
   ExecSpec spec = Spec("sleepy=exec:" + Plugin("sleeper.sh"));
-  spec.deadline_margin_ms = 100;  // deadline = ttl 100 + wait 0 + 100
+  // deadline = ttl 100 + wait 0 + 2000: ample time for the plug-in to log the request (checked
+  // below) before it is killed, even when a loaded machine runs it late.
+  spec.deadline_margin_ms = 2000;
   auto lock = NewExecLock(spec, "c1", 1, kNoServers, dir.path() + "/sleeper.stderr");
   ExecLock* exec = AsExec(lock);
 
@@ -308,14 +310,15 @@ TEST(ExecLockTest, ErrorResponsesDefaultsAndMissingOps) {
                           dir.path() + "/scripted.stderr");
   ExecLock* exec = AsExec(lock);
 
-  AcquireResult a = lock->Acquire("K", 1000, 0);
+  // A long ttl: valid_ms > 0 must not depend on the round trip staying under 1 s.
+  AcquireResult a = lock->Acquire("K", 10000, 0);
   ASSERT_EQ(a.outcome, Outcome::kOk) << a.error;
   EXPECT_EQ(a.lease.token, "L1");
   EXPECT_EQ(a.lease.key, "K");
   EXPECT_FALSE(a.lease.fence.has_value());
   // No valid_ms in the answer: ttl minus the measured round trip.
   EXPECT_GT(a.lease.valid_ms, 0);
-  EXPECT_LE(a.lease.valid_ms, 999);
+  EXPECT_LE(a.lease.valid_ms, 9999);
 
   ReleaseResult r = lock->Release(a.lease);
   EXPECT_EQ(r.outcome, Outcome::kUnknown);
@@ -339,7 +342,9 @@ TEST(ExecLockTest, PausedChildMissesItsDeadlineAndIsReplaced) {
   auto lock = NewExecLock(spec, "c1", 1, servers.set.addresses(), dir.path() + "/p.stderr");
   ExecLock* exec = AsExec(lock);
 
-  AcquireResult a = lock->Acquire("paused-key", 5000, 0);
+  // The key must outlive the release deadline plus the replacement child's start-up (a python
+  // with redis-py, slow on a loaded machine) for the second acquire to find it held.
+  AcquireResult a = lock->Acquire("paused-key", 60000, 0);
   ASSERT_EQ(a.outcome, Outcome::kOk) << a.error;
   const pid_t first = exec->child_pid();
   exec->PauseChild();
@@ -365,6 +370,12 @@ void ExerciseAdapter(const ExecSpec& spec, const std::vector<ServerAddress>& ser
                      int check_nodes, const std::string& stderr_path) {
   auto c1 = NewExecLock(spec, "c1", 1, servers, stderr_path);
   auto c2 = NewExecLock(spec, "c2", 2, servers, stderr_path);
+  // Start both plug-ins now: a child started lazily between c1's acquire and its extend (c2's,
+  // slow on a loaded machine) could outlast c1's 5 s TTL.
+  for (auto* lock : {c1.get(), c2.get()}) {
+    Status s = lock->Prepare();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
   auto redis = NewRedisTransport(servers);
   const std::string key = "adapter-key";
 

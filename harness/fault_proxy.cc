@@ -355,6 +355,14 @@ class ProxyLoop::Impl {
     return Status::Ok();
   }
 
+  Status SetLinkUpstream(uint64_t id, const sockaddr_in& upstream) {
+    auto it = links_.find(id);
+    if (it == links_.end()) return Status::Internal("fault proxy: link stopped");
+    it->second->upstream = upstream;  // read by StartUpstream, on this thread only
+    ResetAll(it->second.get(), true);
+    return Status::Ok();
+  }
+
   Status ResetLink(uint64_t id) {
     auto it = links_.find(id);
     if (it == links_.end()) return Status::Internal("fault proxy: link stopped");
@@ -998,6 +1006,27 @@ Status FaultProxy::ResetConnections() {
   ProxyLoop::Impl* impl = loop_->impl_.get();
   const uint64_t id = link_id_;
   return impl->RunInLoop([impl, id] { return impl->ResetLink(id); }, control_timeout_ms_);
+}
+
+ServerAddress FaultProxy::upstream() const {
+  std::lock_guard<std::mutex> l(upstream_mu_);
+  return upstream_;
+}
+
+Status FaultProxy::SetUpstream(ServerAddress upstream) {
+  sockaddr_in up{};
+  Status s = ResolveLoopback(upstream, &up);
+  if (!s.ok()) return s;
+  if (stopped_) return Status::Internal("fault proxy: stopped");
+  std::lock_guard<std::mutex> serial(set_upstream_mu_);
+  {
+    std::lock_guard<std::mutex> l(upstream_mu_);
+    upstream_ = std::move(upstream);
+  }
+  ProxyLoop::Impl* impl = loop_->impl_.get();
+  const uint64_t id = link_id_;
+  return impl->RunInLoop([impl, id, up] { return impl->SetLinkUpstream(id, up); },
+                         control_timeout_ms_);
 }
 
 LinkStats FaultProxy::Stats() const {

@@ -55,6 +55,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 
@@ -90,7 +91,7 @@ struct LinkStats {
   int64_t accepted_connections = 0;  // accepted by the proxy (refused ones not included)
   int64_t refused_connections = 0;   // reset at once because max_connections was reached
                                      // (kRefuse refusals happen in the kernel: not counted)
-  int64_t reset_connections = 0;     // reset by ResetConnections()
+  int64_t reset_connections = 0;     // reset by ResetConnections() or SetUpstream()
   int64_t upstream_failures = 0;     // upstream connects that failed (client reset)
   int64_t open_connections = 0;      // currently open client connections
 };
@@ -134,7 +135,20 @@ class FaultProxy {
 
   // The address clients connect to. Stable for the proxy's life (also across kRefuse).
   ServerAddress address() const { return {"127.0.0.1", port_}; }
-  const ServerAddress& upstream() const { return upstream_; }
+  // The current upstream (the one given to Start, or to the last successful SetUpstream). A copy:
+  // safe to call while another thread calls SetUpstream.
+  ServerAddress upstream() const;
+
+  // Points the link at another server (failover: clients follow the new master). When it returns
+  // ok, every connection accepted afterwards connects upstream to `upstream`, and every connection
+  // that existed before has been reset (RST to both sides, queued bytes discarded, counted in
+  // reset_connections, as ResetConnections()) — including those that had not yet opened their
+  // upstream connection, so no connection made before the call ever reaches the new server and
+  // clients reconnect to reach it. Does not change the mode or the latency. kInvalidArgument if
+  // `upstream` is not loopback (as Start; nothing changes); kTimeout / kInternal as for SetMode
+  // (after a kTimeout the switch is applied late or, if the proxy was stopped, never; upstream()
+  // already returns the new address).
+  Status SetUpstream(ServerAddress upstream);
 
   // Changes the mode. When it returns ok, every byte read afterwards obeys the new mode, queued
   // bytes are judged by it when they fall due (in-flight bytes are lost when a partition starts),
@@ -169,7 +183,9 @@ class FaultProxy {
 
  private:
   FaultProxy() = default;
-  ServerAddress upstream_;
+  std::mutex set_upstream_mu_;  // serializes SetUpstream calls (upstream_ = the loop's last)
+  mutable std::mutex upstream_mu_;
+  ServerAddress upstream_;  // guarded by upstream_mu_
   int port_ = 0;
   uint64_t link_id_ = 0;
   int64_t control_timeout_ms_ = 5000;

@@ -9,8 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 
 #include "harness/fault_proxy.h"
 #include "tests/test_util.h"
@@ -266,6 +268,11 @@ TEST_F(FaultProxyITest, JitterPreservesOrderWithinAConnection) {
   std::string expected;
   constexpr int kCommands = 100;
   for (int i = 0; i < kCommands; ++i) {  // one send per command: many chunks each way
+    if (i == kCommands / 2) {
+      // A descheduled proxy can read every send so far as ONE chunk: await the first forwarded
+      // chunk so that the second half is read as at least one more (forwarded_chunks >= 2).
+      ASSERT_TRUE(WaitFor([](const LinkStats& s) { return s.forwarded_chunks[0] >= 1; }));
+    }
     const std::string v = "v" + std::to_string(i);
     ASSERT_TRUE(raw.Send(Resp({"ECHO", v})));
     expected += "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n";
@@ -315,7 +322,9 @@ TEST_F(FaultProxyITest, SharedLoopServesIndependentLinks) {
   auto t = NewRedisTransport(addrs);
   std::vector<int> nodes;
   for (int i = 0; i < kLinks; ++i) nodes.push_back(i);
-  std::vector<Reply> rs = t->CallMany(nodes, {"PING"}, kShortTimeoutUs);
+  // Long timeout: the healthy links must answer within it even on a loaded machine (a short
+  // one would fail them too); the blackholed link times out either way.
+  std::vector<Reply> rs = t->CallMany(nodes, {"PING"}, kLongTimeoutUs);
   for (int i = 0; i < kLinks; ++i) {
     if (i == 2) {
       EXPECT_EQ(rs[2].type, Reply::Type::kTimeout) << rs[2].ToString();
@@ -335,6 +344,65 @@ TEST_F(FaultProxyITest, UpstreamDownResetsTheClient) {
   Reply r = Via({"PING"});
   EXPECT_EQ(r.type, Reply::Type::kIoError) << r.ToString();
   EXPECT_TRUE(WaitFor([](const LinkStats& s) { return s.upstream_failures == 1; }));
+}
+
+TEST_F(FaultProxyITest, SetUpstreamResetsConnectionsAndRedirectsToTheNewServer) {
+  TestServers other(1);
+  ASSERT_TRUE(other.status.ok()) << other.status.ToString();
+  const ServerAddress b = other.set.addresses()[0];
+  auto direct_b = NewRedisTransport({b});
+  ASSERT_TRUE(direct_b->Call(0, {"SET", "k", "on-b"}, kLongTimeoutUs).is_ok_status());
+  ASSERT_TRUE(Via({"SET", "k", "on-a"}).is_ok_status());
+  ASSERT_EQ(Via({"GET", "k"}).str, "on-a");
+  // An idle connection that never reached upstream: it must be reset too, not sent to B.
+  RawConn idle(proxy_->address().port);
+  ASSERT_TRUE(idle.connected());
+  ASSERT_TRUE(WaitFor([](const LinkStats& s) { return s.accepted_connections == 2; }));
+
+  // Not loopback: rejected, nothing changes.
+  Status s = proxy_->SetUpstream({"10.1.2.3", 6379});
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  EXPECT_EQ(proxy_->upstream().port, server_.port);
+  EXPECT_EQ(proxy_->Stats().reset_connections, 0);
+
+  ASSERT_TRUE(proxy_->SetUpstream(b).ok());
+  EXPECT_EQ(proxy_->upstream().port, b.port);
+  EXPECT_EQ(proxy_->Stats().reset_connections, 2);
+  EXPECT_EQ(idle.Read(1, kWaitMs), "");  // RST (or EOF), not a hang: Read is bounded anyway
+  // The old connection was reset: the next call fails (unknown outcome) or, if the transport
+  // noticed the reset first, reconnects; either way a later call reaches B.
+  Reply r = Via({"GET", "k"});
+  if (r.unknown()) r = Via({"GET", "k"});
+  EXPECT_EQ(r.type, Reply::Type::kString) << r.ToString();
+  EXPECT_EQ(r.str, "on-b");
+  EXPECT_TRUE(Via({"SET", "k2", "via-proxy"}).is_ok_status());
+  EXPECT_EQ(direct_b->Call(0, {"GET", "k2"}, kLongTimeoutUs).str, "via-proxy");
+  EXPECT_EQ(Direct({"GET", "k2"}).type, Reply::Type::kNil);  // A never saw it
+  EXPECT_EQ(Direct({"GET", "k"}).str, "on-a");
+}
+
+TEST_F(FaultProxyITest, UpstreamIsSafeToReadDuringSetUpstream) {
+  TestServers other(1);
+  ASSERT_TRUE(other.status.ok()) << other.status.ToString();
+  const ServerAddress b = other.set.addresses()[0];
+  std::atomic<bool> done{false};
+  std::atomic<int> bad{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      const int port = proxy_->upstream().port;
+      if (port != server_.port && port != b.port) bad.fetch_add(1);
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    Status s = proxy_->SetUpstream(i % 2 == 0 ? b : server_);
+    EXPECT_TRUE(s.ok()) << s.ToString();  // not ASSERT: the reader thread must be joined
+    if (!s.ok()) break;
+  }
+  done.store(true);
+  reader.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(proxy_->upstream().port, server_.port);
+  EXPECT_EQ(Via({"PING"}).str, "PONG");
 }
 
 }  // namespace

@@ -357,7 +357,7 @@ void Nemesis::Apply(const Action& a) {
   // node holds a fresh lock: the moment the predictions are about. Bounded wait.
   if (e.fault == "kill-node" || e.fault == "restart-node" || e.fault == "clock-jump" ||
       e.fault == "failover") {
-    detail = StrikeWhenHeld(nodes.front(), e.fault == "failover") + "; ";
+    detail = StrikeWhenHeld(nodes.front(), e.fault == "failover");
   }
 
   if (e.fault == "pause-holder" || e.fault == "crash-client" || e.fault == "crash-mid-acquire") {
@@ -401,8 +401,8 @@ void Nemesis::Apply(const Action& a) {
       const pid_t pid = s->pid();
       s->Kill();
       Reply ping = t->Call(n, {"PING"}, kEvidenceTimeoutUs);
-      detail += s->name() + " (pid " + std::to_string(pid) + ") SIGKILLed; PING then: " +
-                ping.ToString();
+      detail += (detail.empty() ? "" : "; ") + s->name() + " (pid " + std::to_string(pid) +
+                ") SIGKILLed; PING then: " + ping.ToString();
     }
     if (e.fault == "restart-node")
       detail += "; restart after " + std::to_string(e.delay_ms) + " ms with persistence " +
@@ -518,9 +518,18 @@ void Nemesis::Apply(const Action& a) {
         continue;
       }
       // failover: the master dies, the replica is promoted, every client link follows.
+      auto count_keys = [&](EmbeddedServer* srv) -> std::string {
+        auto t = NewRedisTransport({srv->address()});
+        Reply k = t->Call(0, {"EVAL", "return #redis.call('KEYS', ARGV[1])", "0",
+                              t_.key_prefix + t_.impl + ":*"}, kEvidenceTimeoutUs);
+        return k.type == Reply::Type::kInteger ? std::to_string(k.integer) : k.ToString();
+      };
+      const std::string master_keys = count_keys(r->master());
       const pid_t old_pid = r->master()->pid();
       r->master()->Kill();
       Status st = r->Promote();
+      detail += "; lock keys on the master " + master_keys + ", on the promoted replica " +
+                count_keys(r->replica());
       detail += (detail.empty() ? "" : "; ") + std::string("node ") + std::to_string(n) +
                 ": master pid " + std::to_string(old_pid) + " SIGKILLed, replica " +
                 r->replica()->address().ToString() +

@@ -298,8 +298,11 @@ void Process::Stop(int64_t grace_ms) {
       WaitFor(grace_ms);
     }
     if (!Exited()) {
-      Signal(SIGCONT);
+      // SIGKILL first: it ends a stopped process too. A SIGCONT sent before it would let a
+      // paused child run (e.g. act on a request it was sent while paused) until the SIGKILL
+      // lands; after it, SIGCONT is harmless (kept for processes that were stopped).
       Signal(SIGKILL);
+      Signal(SIGCONT);
       WaitFor(10000);
     }
   }

@@ -184,15 +184,17 @@ int PickFreePort() {
 // ---------------------------------------------------------------------------------------------
 // EmbeddedServer
 
-EmbeddedServer::EmbeddedServer(int index, std::string dir, ServerOptions opts)
-    : index_(index), dir_(std::move(dir)), opts_(std::move(opts)) {
+EmbeddedServer::EmbeddedServer(int index, std::string dir, ServerOptions opts, std::string name)
+    : index_(index), name_(std::move(name)), dir_(std::move(dir)), opts_(std::move(opts)) {
   log_path_ = dir_ + "/redis.log";
   if (opts_.clock_control) clock_status_ = ServerClock::Create(&clock_);
 }
 
 EmbeddedServer::~EmbeddedServer() { Stop(); }
 
-std::string EmbeddedServer::name() const { return "redis-" + std::to_string(index_); }
+std::string EmbeddedServer::name() const {
+  return name_.empty() ? "redis-" + std::to_string(index_) : name_;
+}
 
 Status EmbeddedServer::Start() {
   if (process_) return Status::Internal(name() + ": already running");

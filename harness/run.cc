@@ -21,6 +21,7 @@
 #include "harness/nemesis.h"
 #include "harness/placement.h"
 #include "harness/redis_server.h"
+#include "harness/replication.h"
 #include "harness/runner.h"
 #include "harness/shutdown.h"
 #include "harness/witness.h"
@@ -174,6 +175,21 @@ int64_t StaleWritesAccepted(const std::vector<Event>& events, const std::string&
   return CountStaleAcceptedWrites(records);
 }
 
+// The nemesis' view of a ReplicatedNode.
+class ReplicaAdapter : public ReplicaControl {
+ public:
+  explicit ReplicaAdapter(ReplicatedNode* n) : n_(n) {}
+  EmbeddedServer* master() override { return n_->master(); }
+  EmbeddedServer* replica() override { return n_->replica(); }
+  Status CutLink() override { return n_->CutLink(); }
+  Status HealLink() override { return n_->HealLink(); }
+  Status Promote() override { return n_->Promote(); }
+  Status Restore() override { return n_->Restore(); }
+
+ private:
+  ReplicatedNode* n_;
+};
+
 // The fault periods of one impl × scenario, from the history (nemesis events and the client
 // faults the runner recorded), for the report.
 nlohmann::json FaultsOf(const std::vector<Event>& events, const std::string& impl,
@@ -234,6 +250,9 @@ int RunCommand(const RunOptions& o) {
     return UsageError("--pin: expected none, same or split, got '" + o.pin + "'");
   }
   if (o.nodes < 1 || o.nodes > 15) return UsageError("--nodes: expected 1..15");
+  if (scenario.replicas > 1)
+    return UsageError(std::string(from_file ? o.scenario : "--scenario") +
+                      ": topology.replicas: expected 0 or 1 (one replica per node is supported)");
   std::vector<ServerAddress> external;
   if (!o.servers.empty()) {
     if (Status s = ParseServerList("--servers", o.servers, &external); !s.ok())
@@ -283,10 +302,26 @@ int RunCommand(const RunOptions& o) {
     sopts.persistence = scenario.persistence;
     for (const NemesisEvent& e : scenario.nemesis)
       if (e.fault == "clock-jump" || e.fault == "clock-rate") sopts.clock_control = true;
+    if (scenario.replicas > 0)
+      for (const std::string& line : MasterReplicationConfig(ReplicationOptions()))
+        sopts.extra_config.push_back(line);
     if (Status s = servers.StartEmbedded(run_dir, nodes, sopts); !s.ok())
       return UsageError(s.message());
   } else {
     if (Status s = servers.UseExternal(external, 2000); !s.ok()) return UsageError(s.message());
+  }
+  // Replicas: one per node, replicating through a cuttable link (harness/replication.h).
+  std::vector<std::unique_ptr<ReplicatedNode>> replicated;
+  std::vector<std::unique_ptr<ReplicaControl>> replica_controls;
+  if (scenario.replicas > 0 && servers.embedded()) {
+    for (int i = 0; i < servers.size(); ++i) {
+      ReplicationOptions ro;
+      ro.replica.persistence = scenario.persistence;
+      auto r = std::make_unique<ReplicatedNode>(servers.server(i), run_dir, ro);
+      if (Status s = r->Start(); !s.ok()) return UsageError("replica of node " + std::to_string(i) + ": " + s.message());
+      replica_controls.push_back(std::make_unique<ReplicaAdapter>(r.get()));
+      replicated.push_back(std::move(r));
+    }
   }
   nlohmann::json server_list = nlohmann::json::array();
   for (int i = 0; i < servers.size(); ++i) {
@@ -398,6 +433,7 @@ int RunCommand(const RunOptions& o) {
     NemesisTargets targets;
     targets.servers = &servers;
     targets.links = grid.get();
+    for (auto& rc : replica_controls) targets.replicas.push_back(rc.get());
     targets.history = &history;
     targets.impl = impl.name;
     targets.key_prefix = key_prefix;

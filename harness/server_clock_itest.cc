@@ -209,19 +209,28 @@ double MeasuredPttlRate(double rate, int64_t wait_ms) {
   ServerClock* clock = s.set.server(0)->clock();
   EXPECT_TRUE(clock->SetRate(rate).ok());
   Conn conn(s.set.addresses()[0]);
-  EXPECT_TRUE(conn.Run({"SET", "k", "v", "PX", "100000"}).ok);
-  int64_t t0a = SteadyMs();
-  long long p0 = Integer(&conn, {"PTTL", "k"});
-  int64_t t0b = SteadyMs();
-  // Waiting is the measured quantity here, not synchronisation.
-  while (SteadyMs() - t0b < wait_ms) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  int64_t t1a = SteadyMs();
-  long long p1 = Integer(&conn, {"PTTL", "k"});
-  int64_t t1b = SteadyMs();
-  EXPECT_GT(p0, 0);
-  EXPECT_GT(p1, 0);
-  double real_ms = static_cast<double>(t1a + t1b - t0a - t0b) / 2.0;
-  return static_cast<double>(p0 - p1) / real_ms;
+  // Each PTTL is read somewhere within its round trip, so the real interval is only known to
+  // +-(rtt0 + rtt1) / 2. On a loaded machine a round trip can be a large part of wait_ms: measure
+  // again (bounded) until both round trips together are at most 20% of the interval, i.e. the
+  // ratio is known to within 10%.
+  double measured = -1;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    EXPECT_TRUE(conn.Run({"SET", "k", "v", "PX", "100000"}).ok);
+    int64_t t0a = SteadyMs();
+    long long p0 = Integer(&conn, {"PTTL", "k"});
+    int64_t t0b = SteadyMs();
+    // Waiting is the measured quantity here, not synchronisation.
+    while (SteadyMs() - t0b < wait_ms) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    int64_t t1a = SteadyMs();
+    long long p1 = Integer(&conn, {"PTTL", "k"});
+    int64_t t1b = SteadyMs();
+    EXPECT_GT(p0, 0);
+    EXPECT_GT(p1, 0);
+    double real_ms = static_cast<double>(t1a + t1b - t0a - t0b) / 2.0;
+    measured = static_cast<double>(p0 - p1) / real_ms;
+    if (static_cast<double>((t0b - t0a) + (t1b - t1a)) <= 0.2 * real_ms) break;
+  }
+  return measured;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,27 +273,28 @@ TEST(ServerClockITest, JumpPastTheTtlExpiresTheKeyAtOnce) {
   TestServers s(1, ClockOptions());
   ASSERT_TRUE(s.status.ok()) << s.status.ToString();
   Conn conn(s.set.addresses()[0]);
-  int64_t start_ms = SteadyMs();
-  ASSERT_TRUE(conn.Run({"SET", "k", "v", "PX", "5000"}).ok);
+  // A TTL of an hour cannot run out on its own within the test (bounded far below that), so
+  // only the jump can expire the key: no wall-clock bound on the test's own speed is needed.
+  ASSERT_TRUE(conn.Run({"SET", "k", "v", "PX", "3600000"}).ok);
   ASSERT_TRUE(conn.Run({"SET", "forever", "v"}).ok);
   EXPECT_EQ(conn.Run({"GET", "k"}).str, "v");
-  s.set.server(0)->clock()->Jump(6 * kSecUs);  // TTL + 1 s
+  s.set.server(0)->clock()->Jump(3601 * kSecUs);  // TTL + 1 s
   Reply r = conn.Run({"GET", "k"});  // lazy expiry on access uses the (skewed) current time
-  int64_t elapsed_ms = SteadyMs() - start_ms;
   EXPECT_TRUE(r.nil) << "GET after the jump returned '" << r.str << "'";
   EXPECT_EQ(conn.Run({"GET", "forever"}).str, "v");
-  // Otherwise the key could have expired on its own and the test would prove nothing.
-  EXPECT_LT(elapsed_ms, 4000) << "machine too slow for this test to be meaningful";
 }
 
 TEST(ServerClockITest, BackwardJumpLengthensTheRemainingTtl) {
   TestServers s(1, ClockOptions());
   ASSERT_TRUE(s.status.ok()) << s.status.ToString();
   Conn conn(s.set.addresses()[0]);
+  const int64_t start_ms = SteadyMs();
   ASSERT_TRUE(conn.Run({"SET", "k", "v", "PX", "10000"}).ok);
   s.set.server(0)->clock()->Jump(-20 * kSecUs);
   long long pttl = Integer(&conn, {"PTTL", "k"});
-  EXPECT_GT(pttl, 25000);  // ~30000 less the little real time that passed
+  const int64_t elapsed_ms = SteadyMs() - start_ms;
+  // 30000 less the real time between SET and PTTL (at most elapsed_ms; 5 s of slack kept).
+  EXPECT_GT(pttl, 25000 - elapsed_ms);
   EXPECT_LE(pttl, 30000);
 }
 
@@ -387,9 +397,13 @@ TEST(ServerClockITest, ServerKeepsAnsweringUnderSkewWithActiveExpiry) {
   ASSERT_TRUE(s.status.ok()) << s.status.ToString();
   ServerClock* clock = s.set.server(0)->clock();
   ASSERT_TRUE(clock->SetRate(2.0).ok());
-  Conn conn(s.set.addresses()[0], /*timeout_ms=*/2000);
+  Conn conn(s.set.addresses()[0], kTimeoutMs);
   constexpr int kBatch = 300;
   constexpr int64_t kRunMs = 3000;
+  constexpr int kMinPings = 51;
+  // Run for kRunMs and at least kMinPings rounds (a loaded machine may manage fewer in kRunMs),
+  // bounded by kMaxRunMs.
+  constexpr int64_t kMaxRunMs = 60000;
   int key = 0;
   auto add_batch = [&] {
     std::vector<std::vector<std::string>> cmds;
@@ -402,7 +416,9 @@ TEST(ServerClockITest, ServerKeepsAnsweringUnderSkewWithActiveExpiry) {
   ASSERT_TRUE(conn.Run({"BGSAVE"}).ok);
   const int64_t start_ms = SteadyMs();
   int pings = 0;
-  for (int round = 0; SteadyMs() - start_ms < kRunMs; ++round) {
+  for (int round = 0; (SteadyMs() - start_ms < kRunMs || pings < kMinPings) &&
+                      SteadyMs() - start_ms < kMaxRunMs;
+       ++round) {
     Reply r = conn.Run({"PING"});
     ASSERT_EQ(r.str, "PONG") << "after " << pings << " pings, " << SteadyMs() - start_ms << " ms";
     ++pings;
@@ -414,7 +430,7 @@ TEST(ServerClockITest, ServerKeepsAnsweringUnderSkewWithActiveExpiry) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));  // pacing, not synchronisation
   }
   ASSERT_TRUE(clock->SetRate(2.0).ok());
-  EXPECT_GT(pings, 50);
+  EXPECT_GE(pings, kMinPings);
   // Nobody touches the keys: only the active expire cycle can empty the database.
   long long dbsize = -1;
   const int64_t deadline_ms = SteadyMs() + 20000;
