@@ -159,6 +159,7 @@ bool Nemesis::NeedsLinks(const Scenario& s) {
 void Nemesis::Begin(ClientControl* clients, int64_t start_us) {
   clients_ = clients;
   start_us_ = start_us;
+  healed_ = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = false;
@@ -560,6 +561,8 @@ void Nemesis::HealAll() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (healed_) return;
+  healed_ = true;
   // End every fault still in effect, as its end action would.
   for (int guard = 0; guard < 10000; ++guard) {
     size_t event;
@@ -578,6 +581,27 @@ void Nemesis::HealAll() {
     }
   }
   if (t_.links) t_.links->PassAll();
+  // What the faults left behind: lock keys of this impl without a TTL (they never expire).
+  if (t_.servers && t_.servers->size() > 0 && clients_) {
+    auto t = NewRedisTransport(t_.servers->addresses());
+    std::string left;
+    int64_t total = 0;
+    for (int n = 0; n < t_.servers->size(); ++n) {
+      Reply r = t->Call(n,
+                        {"EVAL",
+                         "local c = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                         "if redis.call('PTTL', k) == -1 then c = c + 1 end end return c",
+                         "0", t_.key_prefix + t_.impl + ":*"},
+                        kEvidenceTimeoutUs);
+      if (r.type == Reply::Type::kInteger && r.integer > 0) {
+        total += r.integer;
+        left += " node " + std::to_string(n) + ": " + std::to_string(r.integer);
+      }
+    }
+    const int64_t now = HistoryNowUs();
+    Record("heal", now, now,
+           "every fault healed; lock keys with no TTL: " + std::to_string(total) + left, true);
+  }
 }
 
 Status Nemesis::Reset() {

@@ -126,6 +126,7 @@ class Nemesis : public FaultSchedule {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool healed_ = true;  // HealAll ran since the last Begin (control thread only)
   std::vector<FaultRecord> records_;
   struct Active;
   std::vector<std::unique_ptr<Active>> active_;  // faults begun and not yet ended

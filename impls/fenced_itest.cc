@@ -73,7 +73,9 @@ TEST_F(FencedITest, HeldLockIsNotGrantedAndIssuesNoFence) {
   Client b(servers_.set.addresses(), 2);
   AcquireResult held = a.lock->Acquire("k", 10'000, 0);
   ASSERT_EQ(held.outcome, Outcome::kOk) << held.error;
-  AcquireResult other = b.lock->Acquire("k", 10'000, /*wait_ms=*/50);
+  // A wait budget well above one attempt's duration (B's first attempt also connects), so that
+  // B retries even on a loaded machine.
+  AcquireResult other = b.lock->Acquire("k", 10'000, /*wait_ms=*/1000);
   EXPECT_EQ(other.outcome, Outcome::kFail) << other.error;
   EXPECT_GT(other.attempts, 1);
   EXPECT_EQ(Run({"GET", "k:fence"}).str, std::to_string(*held.lease.fence));
@@ -86,10 +88,13 @@ TEST_F(FencedITest, HeldLockIsNotGrantedAndIssuesNoFence) {
 TEST_F(FencedITest, StaleLeaseCannotReleaseOrExtendTheNewHoldersLockNorWrite) {
   Client a(servers_.set.addresses(), 1);
   Client b(servers_.set.addresses(), 2);
-  AcquireResult stale = a.lock->Acquire("k", /*ttl_ms=*/100, 0);
+  // A short lease, but long enough that it is surely still held when B's first attempt (which
+  // also connects) reaches Redis on a loaded machine; a 100 ms TTL would also give A's acquire
+  // only a 50 ms command timeout.
+  AcquireResult stale = a.lock->Acquire("k", /*ttl_ms=*/2000, 0);
   ASSERT_EQ(stale.outcome, Outcome::kOk) << stale.error;
   // B waits (bounded) for A's lease to expire in Redis and takes the lock over.
-  AcquireResult fresh = b.lock->Acquire("k", 10'000, /*wait_ms=*/5000);
+  AcquireResult fresh = b.lock->Acquire("k", 10'000, /*wait_ms=*/10'000);
   ASSERT_EQ(fresh.outcome, Outcome::kOk) << fresh.error;
   EXPECT_GT(fresh.attempts, 1);  // it was held when B started
   ASSERT_TRUE(stale.lease.fence && fresh.lease.fence);

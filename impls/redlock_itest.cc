@@ -94,7 +94,8 @@ TEST_F(RedlockITest, SecondClientCannotAcquireWhileHeld) {
   AcquireResult once = b.lock->Acquire("k", kTtlMs, 0);
   EXPECT_EQ(once.outcome, Outcome::kFail) << once.error;
   EXPECT_EQ(once.attempts, 1);
-  AcquireResult waited = b.lock->Acquire("k", kTtlMs, /*wait_ms=*/200);
+  // A wait budget well above one attempt's duration, so that B retries even on a loaded machine.
+  AcquireResult waited = b.lock->Acquire("k", kTtlMs, /*wait_ms=*/1000);
   EXPECT_EQ(waited.outcome, Outcome::kFail) << waited.error;
   EXPECT_GT(waited.attempts, 1);
   // B's failed attempts cleaned up after themselves and did not touch A's keys.
