@@ -506,8 +506,8 @@ void CheckLiveness(const std::vector<Event>& events,
         l.recovery_ms.push_back(delay_us / 1000);
         l.recovery_ms_max = std::max(l.recovery_ms_max, delay_us / 1000);
       }
-      const bool late = bound_us > 0 && (next_us ? delay_us > bound_us
-                                                 : d.safety_end_us - t > bound_us);
+      const bool late =
+          bound_us > 0 && (next_us ? delay_us > bound_us : d.safety_end_us - t > bound_us);
       if (!late) continue;
       ++l.violation_count;
       if (l.violations.size() < CheckResult::kMaxStoredViolations) {
@@ -520,8 +520,7 @@ void CheckLiveness(const std::vector<Event>& events,
         v.op_a = c->op_id;
         v.start_us = t;
         v.overlap_us = next_us ? delay_us : d.safety_end_us - t;
-        v.detail = "after client c" + std::to_string(c->client) + " crashed (" + c->note +
-                   "), " +
+        v.detail = "after client c" + std::to_string(c->client) + " crashed (" + c->note + "), " +
                    (next_us ? "the next other client acquired " + c->key + " only " +
                                   std::to_string(delay_us / 1000) + " ms later"
                             : "no other client acquired " + c->key + " in the remaining " +

@@ -96,9 +96,9 @@ struct LivenessResult {
   std::vector<Violation> violations;  // first CheckResult::kMaxStoredViolations
   int64_t violation_count = 0;
   int64_t probes = 0, probes_ok = 0;
-  int64_t probe_wait_ms_max = 0;          // longest ok probe (invoke → complete)
-  int64_t crashes = 0;                    // kCrash events in the safety phase
-  std::vector<int64_t> recovery_ms;       // per crash that was followed by another acquire
+  int64_t probe_wait_ms_max = 0;     // longest ok probe (invoke → complete)
+  int64_t crashes = 0;               // kCrash events in the safety phase
+  std::vector<int64_t> recovery_ms;  // per crash that was followed by another acquire
   int64_t recovery_ms_max = 0;
 };
 

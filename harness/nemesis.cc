@@ -36,7 +36,8 @@ Status LinkGrid::Start(int clients, const std::vector<ServerAddress>& nodes, uin
 
 std::vector<ServerAddress> LinkGrid::ClientServers(int client) const {
   std::vector<ServerAddress> v;
-  for (int n = 0; n < nodes_; ++n) v.push_back(links_[static_cast<size_t>(client * nodes_ + n)]->address());
+  for (int n = 0; n < nodes_; ++n)
+    v.push_back(links_[static_cast<size_t>(client * nodes_ + n)]->address());
   return v;
 }
 
@@ -74,8 +75,7 @@ bool IsNodeFault(const std::string& f) {
 }
 bool IsInstant(const std::string& f) {
   return f == "clock-jump" || f == "reset-connections" || f == "client-clock-jump" ||
-         f == "failover" || f == "pause-holder" || f == "crash-client" ||
-         f == "crash-mid-acquire";
+         f == "failover" || f == "pause-holder" || f == "crash-client" || f == "crash-mid-acquire";
 }
 
 std::string ProcState(pid_t pid) {
@@ -134,7 +134,8 @@ Nemesis::Nemesis(const Scenario& scenario, NemesisTargets targets)
   for (size_t i = 0; i < scenario_.nemesis.size(); ++i) {
     const NemesisEvent& e = scenario_.nemesis[i];
     actions_.push_back({e.at_ms * 1000, i, true});
-    const int64_t end_ms = e.fault == "restart-node" ? e.at_ms + e.delay_ms : e.at_ms + e.duration_ms;
+    const int64_t end_ms =
+        e.fault == "restart-node" ? e.at_ms + e.delay_ms : e.at_ms + e.duration_ms;
     const bool has_end = e.fault == "restart-node" || (!IsInstant(e.fault) && e.duration_ms > 0);
     if (has_end) actions_.push_back({end_ms * 1000, i, false});
   }
@@ -228,7 +229,8 @@ void Nemesis::Record(const std::string& fault, int64_t begin_us, int64_t end_us,
   e.note = fault + ": " + detail;
   if (t_.history) t_.history->Append(e);
   std::lock_guard<std::mutex> lock(mu_);
-  records_.push_back({fault, (begin_us - start_us_) / 1000, (end_us - start_us_) / 1000, detail, ok});
+  records_.push_back(
+      {fault, (begin_us - start_us_) / 1000, (end_us - start_us_) / 1000, detail, ok});
 }
 
 void Nemesis::Apply(const Action& a) {
@@ -257,6 +259,13 @@ void Nemesis::Apply(const Action& a) {
     if (!act) return;
     std::string detail = act->detail;
     if (e.fault == "kill-node" || e.fault == "restart-node") {
+      // A restart comes delay_ms after the kill, never earlier (also when healing): the
+      // delayed restart's safety rests on it. Bounded by delay_ms.
+      if (e.fault == "restart-node") {
+        const int64_t due_us = act->begin_us + e.delay_ms * 1000;
+        for (int i = 0; i < 1000000 && HistoryNowUs() < due_us; ++i)
+          RealClock()->SleepUs(std::min<int64_t>(due_us - HistoryNowUs(), 10000));
+      }
       auto t = direct();
       for (int n : act->nodes) {
         EmbeddedServer* s = t_.servers->server(n);
@@ -266,11 +275,13 @@ void Nemesis::Apply(const Action& a) {
         }
         Status st = s->Restart();
         int64_t keys_after = -1;
-        Reply r = t->Call(n, {"EVAL", "return #redis.call('KEYS', ARGV[1])", "0",
-                              t_.key_prefix + "*"}, kEvidenceTimeoutUs);
+        Reply r =
+            t->Call(n, {"EVAL", "return #redis.call('KEYS', ARGV[1])", "0", t_.key_prefix + "*"},
+                    kEvidenceTimeoutUs);
         if (r.type == Reply::Type::kInteger) keys_after = r.integer;
-        detail += "; " + s->name() + (st.ok() ? " restarted (pid " + std::to_string(s->pid()) + ")"
-                                              : " restart FAILED: " + st.message());
+        detail += "; " + s->name() +
+                  (st.ok() ? " restarted (pid " + std::to_string(s->pid()) + ")"
+                           : " restart FAILED: " + st.message());
         if (e.fault == "restart-node")
           detail += ", run keys before the kill " + std::to_string(act->lock_keys_before) +
                     ", after the restart " + std::to_string(keys_after);
@@ -319,14 +330,16 @@ void Nemesis::Apply(const Action& a) {
       detail += "; rate back to 1";
     } else if (e.fault == "cut-replication") {
       for (int n : act->nodes) {
-        ReplicaControl* r = n < static_cast<int>(t_.replicas.size()) ? t_.replicas[static_cast<size_t>(n)] : nullptr;
+        ReplicaControl* r = n < static_cast<int>(t_.replicas.size())
+                                ? t_.replicas[static_cast<size_t>(n)]
+                                : nullptr;
         if (r) {
           Status st = r->HealLink();
           detail += "; link healed" + (st.ok() ? std::string() : " FAILED: " + st.message());
         }
       }
     }
-    Record(e.fault, act->begin_us, now, detail, true);
+    Record(e.fault, act->begin_us, HistoryNowUs(), detail, true);
     return;
   }
 
@@ -359,11 +372,12 @@ void Nemesis::Apply(const Action& a) {
   if (e.fault == "kill-node" || e.fault == "restart-node" || e.fault == "clock-jump" ||
       e.fault == "failover") {
     detail = StrikeWhenHeld(nodes.front(), e.fault == "failover");
+    act->begin_us = HistoryNowUs();  // the fault's period starts when it strikes
   }
 
   if (e.fault == "pause-holder" || e.fault == "crash-client" || e.fault == "crash-mid-acquire") {
     ClientFaultRequest r;
-    r.kind = e.fault == "pause-holder"  ? ClientFault::kPause
+    r.kind = e.fault == "pause-holder"   ? ClientFault::kPause
              : e.fault == "crash-client" ? ClientFault::kCrash
                                          : ClientFault::kCrashMidAcquire;
     r.clients = e.clients;
@@ -372,8 +386,9 @@ void Nemesis::Apply(const Action& a) {
     r.label = "at " + std::to_string(e.at_ms) + " ms";
     clients_->Request(r);
     Record(e.fault, now, now,
-           "requested for " + (e.clients.empty() ? std::string("the next client to get there")
-                                                 : "clients " + Join(e.clients)) +
+           "requested for " +
+               (e.clients.empty() ? std::string("the next client to get there")
+                                  : "clients " + Join(e.clients)) +
                " (the client records the fault itself when it happens)",
            true);
     return;
@@ -395,8 +410,9 @@ void Nemesis::Apply(const Action& a) {
     for (int n : nodes) {
       EmbeddedServer* s = t_.servers->server(n);
       if (e.fault == "restart-node") {
-        Reply r = t->Call(n, {"EVAL", "return #redis.call('KEYS', ARGV[1])", "0",
-                              t_.key_prefix + "*"}, kEvidenceTimeoutUs);
+        Reply r =
+            t->Call(n, {"EVAL", "return #redis.call('KEYS', ARGV[1])", "0", t_.key_prefix + "*"},
+                    kEvidenceTimeoutUs);
         if (r.type == Reply::Type::kInteger) act->lock_keys_before += r.integer;
       }
       const pid_t pid = s->pid();
@@ -490,10 +506,10 @@ void Nemesis::Apply(const Action& a) {
         (void)l->ResetConnections();
     }
     detail += ": " + std::to_string(act->links.size()) + " links " +
-              (e.fault == "partition"           ? "blackholed"
-               : e.fault == "one-way-replies"   ? "drop replies"
-               : e.fault == "drop-requests"     ? "drop requests"
-               : e.fault == "latency"           ? "delayed " + std::to_string(e.latency_ms) + " ± " +
+              (e.fault == "partition"         ? "blackholed"
+               : e.fault == "one-way-replies" ? "drop replies"
+               : e.fault == "drop-requests"   ? "drop requests"
+               : e.fault == "latency"         ? "delayed " + std::to_string(e.latency_ms) + " ± " +
                                             std::to_string(e.jitter_ms) + " ms each way"
                : e.fault == "refuse-connections" ? "refuse new connections"
                                                  : "reset");
@@ -519,18 +535,30 @@ void Nemesis::Apply(const Action& a) {
         continue;
       }
       // failover: the master dies, the replica is promoted, every client link follows.
-      auto count_keys = [&](EmbeddedServer* srv) -> std::string {
-        auto t = NewRedisTransport({srv->address()});
-        Reply k = t->Call(0, {"EVAL", "return #redis.call('KEYS', ARGV[1])", "0",
-                              t_.key_prefix + t_.impl + ":*"}, kEvidenceTimeoutUs);
-        return k.type == Reply::Type::kInteger ? std::to_string(k.integer) : k.ToString();
-      };
-      const std::string master_keys = count_keys(r->master());
+      // Evidence: the master's lock keys and tokens, and how many of them the replica has.
+      const std::string pattern = t_.key_prefix + t_.impl + ":*";
+      auto master_t = NewRedisTransport({r->master()->address()});
+      Reply held =
+          master_t->Call(0,
+                         {"EVAL",
+                          "local out = {} for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                          "local v = redis.call('GET', k) if v then table.insert(out, k) "
+                          "table.insert(out, v) end end return out",
+                          "0", pattern},
+                         kEvidenceTimeoutUs);
       const pid_t old_pid = r->master()->pid();
       r->master()->Kill();
       Status st = r->Promote();
-      detail += "; lock keys on the master " + master_keys + ", on the promoted replica " +
-                count_keys(r->replica());
+      int64_t master_keys = 0, same_on_replica = 0;
+      auto replica_t = NewRedisTransport({r->replica()->address()});
+      for (size_t i = 0; i + 1 < held.elements.size(); i += 2) {
+        ++master_keys;
+        Reply v = replica_t->Call(0, {"GET", held.elements[i].str}, kEvidenceTimeoutUs);
+        if (v.type == Reply::Type::kString && v.str == held.elements[i + 1].str) ++same_on_replica;
+      }
+      detail += "; lock keys on the master " + std::to_string(master_keys) +
+                ", of which on the promoted replica (same token) " +
+                std::to_string(same_on_replica);
       detail += (detail.empty() ? "" : "; ") + std::string("node ") + std::to_string(n) +
                 ": master pid " + std::to_string(old_pid) + " SIGKILLed, replica " +
                 r->replica()->address().ToString() +

@@ -2,8 +2,8 @@
 // real links and real clocks while the runner's clients work, then heals everything.
 //
 //   node faults     kill-node, restart-node, pause-node  → EmbeddedServer Kill/Restart/Pause
-//   clock faults    clock-jump, clock-rate               → EmbeddedServer::clock() (LD_PRELOAD shim)
-//   link faults     partition, one-way-replies, drop-requests, latency, reset-connections,
+//   clock faults    clock-jump, clock-rate               → EmbeddedServer::clock() (LD_PRELOAD
+//   shim) link faults     partition, one-way-replies, drop-requests, latency, reset-connections,
 //                   refuse-connections                   → the LinkGrid's fault proxies
 //   replication     cut-replication, failover            → ReplicatedNode (harness/replication.h)
 //   client faults   pause-holder, crash-client, crash-mid-acquire → the runner (ClientControl)

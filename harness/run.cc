@@ -318,7 +318,8 @@ int RunCommand(const RunOptions& o) {
       ReplicationOptions ro;
       ro.replica.persistence = scenario.persistence;
       auto r = std::make_unique<ReplicatedNode>(servers.server(i), run_dir, ro);
-      if (Status s = r->Start(); !s.ok()) return UsageError("replica of node " + std::to_string(i) + ": " + s.message());
+      if (Status s = r->Start(); !s.ok())
+        return UsageError("replica of node " + std::to_string(i) + ": " + s.message());
       replica_controls.push_back(std::make_unique<ReplicaAdapter>(r.get()));
       replicated.push_back(std::move(r));
     }
@@ -424,8 +425,7 @@ int RunCommand(const RunOptions& o) {
     // scenario cuts or slows links.
     std::unique_ptr<LinkGrid> grid;
     if (Nemesis::NeedsLinks(scenario)) {
-      if (Status s = LinkGrid::Start(scenario.workload.clients, ctx.servers, seed, &grid);
-          !s.ok())
+      if (Status s = LinkGrid::Start(scenario.workload.clients, ctx.servers, seed, &grid); !s.ok())
         return UsageError("fault proxy: " + s.message());
       LinkGrid* g = grid.get();
       ctx.client_servers = [g](int c) { return g->ClientServers(c); };
@@ -466,8 +466,8 @@ int RunCommand(const RunOptions& o) {
       const RunStats& st = all_stats.back();
       std::cout << " " << st.acquired << " acquired";
       if (!scenario.nemesis.empty())
-        std::cout << ", " << fault_count << " fault event(s), " << st.pauses
-                  << " pause(s), " << st.crashes << " crash(es)";
+        std::cout << ", " << fault_count << " fault event(s), " << st.pauses << " pause(s), "
+                  << st.crashes << " crash(es)";
       std::cout << ", liveness probes " << st.probes_ok << "/" << st.probes << std::endl;
     }
   }
@@ -553,8 +553,8 @@ int CheckCommand(const std::string& run_dir) {
     ResultRow row;
     row.impl = r.value("impl", "");
     row.scenario = r.value("scenario", "");
-    row.expected = r.value("expected", r.value("expected_unsafe", false) ? kExpectUnsafe
-                                                                           : kExpectSafe);
+    row.expected =
+        r.value("expected", r.value("expected_unsafe", false) ? kExpectUnsafe : kExpectSafe);
     auto it = checks.find({row.impl, row.scenario});
     if (it != checks.end()) row.check = it->second;
     row.stale_writes_accepted = StaleWritesAccepted(events, row.impl, row.scenario);

@@ -5,8 +5,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <random>
+#include <set>
 #include <thread>
 
 namespace lockstorm {
@@ -134,13 +134,14 @@ class Client : public LockObserver {
     stats_ = stats;
     const std::vector<ServerAddress> servers =
         sh_.ctx->client_servers ? sh_.ctx->client_servers(index_) : sh_.ctx->servers;
-    transport_ = sh_.ctx->new_transport ? sh_.ctx->new_transport(servers)
-                                        : NewRedisTransport(servers);
+    transport_ =
+        sh_.ctx->new_transport ? sh_.ctx->new_transport(servers) : NewRedisTransport(servers);
     LockEnv env;
     env.transport = transport_.get();
     env.clock = &clock_;
-    env.seed = DeriveSeed(sh_.ctx->seed, 2,
-                          static_cast<uint64_t>(index_) | static_cast<uint64_t>(incarnation_) << 32);
+    env.seed =
+        DeriveSeed(sh_.ctx->seed, 2,
+                   static_cast<uint64_t>(index_) | static_cast<uint64_t>(incarnation_) << 32);
     env.client_id = "c" + std::to_string(index_);
     env.observer = this;
     lock_ = sh_.impl->make(index_, env, servers);
@@ -236,8 +237,7 @@ class Client : public LockObserver {
   }
 
   bool CrashPoint(const char* where) override {
-    std::optional<ClientFaultRequest> r =
-        sh_.board->Claim(ClientFault::kCrashMidAcquire, index_);
+    std::optional<ClientFaultRequest> r = sh_.board->Claim(ClientFault::kCrashMidAcquire, index_);
     if (!r) return false;
     mid_acquire_crash_ = *r;
     crash_point_ = where;
@@ -331,8 +331,8 @@ class Client : public LockObserver {
     if (mid_acquire_crash_) {
       sh_.ctx->history->Append(acq);
       ++stats_->unknown;
-      Die(*mid_acquire_crash_, key, "crashed mid-acquire of op " + std::to_string(acq.op_id) +
-                                        " (" + crash_point_ + ")");
+      Die(*mid_acquire_crash_, key,
+          "crashed mid-acquire of op " + std::to_string(acq.op_id) + " (" + crash_point_ + ")");
       mid_acquire_crash_.reset();
       return;
     }
@@ -536,7 +536,7 @@ const char* ClientFaultName(ClientFault f) {
 RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const RunContext& ctx) {
   const Workload& w = scenario.workload;
   FaultBoard board;
-  const int64_t bound_ms = ctx.liveness_bound_ms > 0          ? ctx.liveness_bound_ms
+  const int64_t bound_ms = ctx.liveness_bound_ms > 0        ? ctx.liveness_bound_ms
                            : scenario.liveness_bound_ms > 0 ? scenario.liveness_bound_ms
                                                             : w.ttl_ms + 1000;
   Shared sh{&impl, &scenario, &ctx, {}, nullptr, 0, &board, bound_ms};

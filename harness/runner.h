@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/histogram.h"
 #include "harness/clock.h"
+#include "harness/histogram.h"
 #include "harness/history.h"
 #include "harness/lock.h"
 #include "harness/witness.h"
@@ -55,8 +55,8 @@ struct RunStats {
   int64_t unknown = 0;    // ... that returned unknown
   int64_t releases_ok = 0, releases_fail = 0, releases_unknown = 0;
   int64_t extends_ok = 0, extends_fail = 0, extends_unknown = 0;
-  int64_t abandoned = 0;  // critical sections given up because validity ran out
-  int64_t pauses = 0, crashes = 0;  // client faults applied
+  int64_t abandoned = 0;              // critical sections given up because validity ran out
+  int64_t pauses = 0, crashes = 0;    // client faults applied
   int64_t probes = 0, probes_ok = 0;  // liveness-phase probe acquires
   int64_t witness_rejected = 0;
   std::vector<int64_t> acquired_per_client;

@@ -212,8 +212,9 @@ const std::vector<Scenario>& BuiltinScenarios() {
       {
           .name = "failover",
           .description =
-              "one master with one asynchronous replica; replication is cut at 1 s, the "
-              "master dies at 2.5 s and the replica (which never saw the current lock) is "
+              "one master with one asynchronous replica; replication is cut at 0.5 s, the "
+              "master dies at 3 s (holding a fresh lock) and the replica (which never saw the "
+              "current lock) is "
               "promoted; clients follow it and a second client takes the lock the first "
               "still holds",
           .nodes = 1,
@@ -223,8 +224,8 @@ const std::vector<Scenario>& BuiltinScenarios() {
                        .ttl_ms = 2000,
                        .wait_ms = 2000,
                        .holds = {{1.0, 0.3, 0.6}}},
-          .nemesis = {{.fault = "cut-replication", .at_ms = 1000, .duration_ms = 3000},
-                      {.fault = "failover", .at_ms = 2500}},
+          .nemesis = {{.fault = "cut-replication", .at_ms = 500, .duration_ms = 4000},
+                      {.fault = "failover", .at_ms = 3000}},
           .expectations = {{"setnx-expire", kExpectUnsafe},
                            {"set-nx-del", kExpectUnsafe},
                            {"token-lua", kExpectUnsafe},

@@ -10,59 +10,13 @@
 #include <thread>
 
 #include "harness/process.h"
+#include "tests/cli_util.h"
 #include "tests/test_util.h"
 
 namespace lockstorm {
 namespace {
 
 using testing::TempDir;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-// Runs lockstorm with `args`, waits (bounded) for it to exit.
-Result RunLockstorm(const std::vector<std::string>& args, const std::string& dir,
-                    std::map<std::string, std::string> env = {}, int64_t timeout_ms = 120000) {
-  SpawnOptions o;
-  o.argv = {LOCKSTORM_BIN};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.stdout_path = dir + "/stdout.txt";
-  o.stderr_path = dir + "/stderr.txt";
-  o.env = std::move(env);
-  std::ofstream(o.stdout_path, std::ios::trunc);  // Spawn appends; each run starts empty
-  std::ofstream(o.stderr_path, std::ios::trunc);
-  std::unique_ptr<Process> p;
-  Status s = Spawn(o, &p);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  Result r;
-  if (!s.ok()) return r;
-  int st = 0;
-  EXPECT_TRUE(p->WaitFor(timeout_ms, &st)) << "lockstorm did not exit in time";
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = ReadFile(o.stdout_path);
-  r.err = ReadFile(o.stderr_path);
-  return r;
-}
-
-nlohmann::json ReadJson(const std::string& path) {
-  std::ifstream f(path);
-  return nlohmann::json::parse(f);
-}
-
-const nlohmann::json* FindRow(const nlohmann::json& report, const std::string& impl) {
-  for (const auto& r : report["results"])
-    if (r["impl"] == impl) return &r;
-  return nullptr;
-}
 
 bool ProcessAlive(pid_t pid) {
   if (kill(pid, 0) != 0) return false;
