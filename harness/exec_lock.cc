@@ -515,7 +515,8 @@ class ExecLockImpl : public ExecLock {
   std::string ExitDescription() {
     std::lock_guard<std::mutex> lock(mu_);
     int st = 0;
-    if (proc_ && proc_->WaitFor(200, &st)) return "child exited (" + DescribeWaitStatus(st) + ")";
+    // A child that closed stdout is normally exiting: bounded wait, generous for loaded machines.
+    if (proc_ && proc_->WaitFor(2000, &st)) return "child exited (" + DescribeWaitStatus(st) + ")";
     return "child closed its stdout";
   }
 

@@ -15,11 +15,13 @@ void JudgeRow(ResultRow* row) {
     // Resource damage through the fenced witness is never expected.
     row->verdict =
         row->expected == "unsafe" && row->stale_writes_accepted == 0 ? "expected-fail" : "fail";
+  } else if (c.verdict == Verdict::kInconclusive) {
+    // Nothing was acquired in the safety phase (a plug-in that never works): nothing was
+    // tested, and failed liveness probes say nothing about the lock either.
+    row->verdict = "inconclusive";
   } else if (liveness) {
     row->failure = "liveness";
     row->verdict = row->expected == "liveness" ? "expected-fail" : "fail";
-  } else if (c.verdict == Verdict::kInconclusive) {
-    row->verdict = "inconclusive";
   } else {
     row->verdict = row->expected == "safe" ? "pass" : "unexpected-pass";
   }

@@ -42,8 +42,8 @@ struct ResultRow {
 // row->stale_writes_accepted:
 //   a safety violation (an overlap, or the witness accepting a stale write — the latter is
 //   never expected): expected "unsafe" → expected-fail, else fail;
+//   else no ok acquire in the safety phase → inconclusive (nothing was tested);
 //   else a liveness violation: expected "liveness" → expected-fail, else fail;
-//   else no ok acquire at all → inconclusive;
 //   else expected "unsafe"/"liveness" → unexpected-pass (the prediction did not come true);
 //   else pass.
 void JudgeRow(ResultRow* row);

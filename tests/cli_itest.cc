@@ -216,10 +216,18 @@ std::string Plugin(const std::string& name) {
 
 TEST(Cli, PluginsRunBesideBuiltinLocksAndMisbehaviourIsContained) {
   TempDir d;
+  // The plug-ins run from copies in this test's directory, so that the final /proc check sees
+  // only this run's processes (other tests may run tests/plugins/ at the same time).
+  const std::string pdir = d.path() + "/cli-plugins";
+  std::filesystem::create_directories(pdir);
+  for (const char* f : {"proto_lock.py", "sleeper.sh", "garbage.sh"}) {
+    std::filesystem::copy_file(Plugin(f), pdir + "/" + f);
+  }
+  auto mine = [&](const char* f) { return pdir + "/" + f; };
   Result r = RunLockstorm({"run", "--impl", "token-lua", "--impl",
-                           "proto=exec:/usr/bin/python3 " + Plugin("proto_lock.py"), "--impl",
-                           "sleeper=exec:" + Plugin("sleeper.sh"), "--impl",
-                           "garbage=exec:" + Plugin("garbage.sh"), "--clients", "4", "--duration",
+                           "proto=exec:/usr/bin/python3 " + mine("proto_lock.py"), "--impl",
+                           "sleeper=exec:" + mine("sleeper.sh"), "--impl",
+                           "garbage=exec:" + mine("garbage.sh"), "--clients", "4", "--duration",
                            "2", "--ttl-ms", "200", "--seed", "1", "--out", d.path() + "/run"},
                           d.path());
   // The run finishes; the hung and garbage plug-ins make no acquisitions (inconclusive: 3).
@@ -239,15 +247,15 @@ TEST(Cli, PluginsRunBesideBuiltinLocksAndMisbehaviourIsContained) {
   EXPECT_NE(garbage_error.find("garbage"), std::string::npos) << garbage_error;
   EXPECT_NE(garbage_error.find("this is not json"), std::string::npos) << garbage_error;
   EXPECT_NE(r.out.find("proto"), std::string::npos);  // in the same comparison table
-  // No plug-in process is left: nothing in /proc runs a test plug-in.
+  // No plug-in process is left: nothing in /proc runs one of this run's plug-ins.
   EXPECT_TRUE(WaitUntil(
-      [] {
+      [&] {
         for (const auto& e : std::filesystem::directory_iterator("/proc")) {
           std::ifstream f(e.path() / "cmdline");
           std::string cmd;
           std::getline(f, cmd, '\0');
           std::string rest((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-          if ((cmd + rest).find("tests/plugins/") != std::string::npos) return false;
+          if ((cmd + rest).find(pdir) != std::string::npos) return false;
         }
         return true;
       },
