@@ -535,5 +535,94 @@ RC_GTEST_PROP(CheckerProp, InsertedOverlappingLeaseIsFound, ()) {
   RC_ASSERT(found_victim);
 }
 
+// --- Liveness (CheckLiveness).
+
+LivenessResult Liveness(const HistoryBuilder& h) {
+  auto results = CheckHistory(h.events);
+  return results[{h.impl, h.scenario}].liveness;
+}
+
+Event Probe(const HistoryBuilder& h, int client, int64_t invoke_us, int64_t complete_us,
+            Outcome outcome) {
+  Event e;
+  e.impl = h.impl;
+  e.scenario = h.scenario;
+  e.client = client;
+  e.key = "k";
+  e.type = OpType::kAcquire;
+  e.invoke_us = invoke_us;
+  e.complete_us = complete_us;
+  e.outcome = outcome;
+  e.phase = kPhaseLiveness;
+  return e;
+}
+
+TEST(LivenessTest, NoProbeIsInconclusiveAllProbesOkIsValid) {
+  HistoryBuilder h;
+  h.Acquire(0, "k", 0, 10, 100);
+  EXPECT_EQ(Liveness(h).verdict, Verdict::kInconclusive);
+  h.Add(Probe(h, 0, 1000, 1100, Outcome::kOk));
+  h.Add(Probe(h, 1, 1200, 1300, Outcome::kOk));
+  LivenessResult l = Liveness(h);
+  EXPECT_EQ(l.verdict, Verdict::kValid);
+  EXPECT_EQ(l.probes, 2);
+  EXPECT_EQ(l.probes_ok, 2);
+  EXPECT_EQ(l.violation_count, 0);
+}
+
+TEST(LivenessTest, AFailedOrUnknownProbeIsAViolation) {
+  HistoryBuilder h;
+  h.Acquire(0, "k", 0, 10, 100);
+  h.Add(Probe(h, 0, 1000, 2500000, Outcome::kFail));
+  h.Add(Probe(h, 1, 2500000, 2500100, Outcome::kUnknown));
+  h.Add(Probe(h, 2, 2500100, 2500200, Outcome::kOk));
+  LivenessResult l = Liveness(h);
+  EXPECT_EQ(l.verdict, Verdict::kInvalid);
+  EXPECT_EQ(l.violation_count, 2);
+  ASSERT_EQ(l.violations.size(), 2u);
+  EXPECT_EQ(l.violations[0].kind, "liveness");
+  EXPECT_EQ(l.violations[0].client_a, 0);
+  EXPECT_NE(l.violations[0].detail.find("2499 ms"), std::string::npos) << l.violations[0].detail;
+  // Probes are acquires like any other for the safety check; they do not change its verdict.
+  EXPECT_EQ(h.Check().verdict, Verdict::kValid);
+}
+
+TEST(LivenessTest, RecoveryAfterACrashIsMeasuredAndBounded) {
+  HistoryBuilder h;
+  h.Acquire(0, "k", 0, 10, 500);
+  Event crash;
+  crash.impl = h.impl;
+  crash.scenario = h.scenario;
+  crash.client = 0;
+  crash.key = "k";
+  crash.type = OpType::kCrash;
+  crash.invoke_us = crash.complete_us = 100000;
+  crash.ttl_ms = 1500;  // the bound
+  h.Add(crash);
+  h.Acquire(0, "k", 200000, 210000, 500);  // the crashed client itself does not count
+  h.Acquire(1, "k", 300000, 600000, 500);  // 500 ms after the crash: within the bound
+  LivenessResult l = Liveness(h);
+  EXPECT_EQ(l.crashes, 1);
+  ASSERT_EQ(l.recovery_ms.size(), 1u);
+  EXPECT_EQ(l.recovery_ms[0], 500);
+  EXPECT_EQ(l.violation_count, 0);
+
+  // Late: the next other acquire comes 2 s after the crash.
+  HistoryBuilder late;
+  late.Add(crash);
+  late.Acquire(1, "k", 300000, 2100000, 500);
+  LivenessResult ll = Liveness(late);
+  EXPECT_EQ(ll.violation_count, 1);
+  EXPECT_EQ(ll.violations.at(0).kind, "recovery");
+
+  // Never, and the safety phase went on past the bound: a violation. Not past it: not judged.
+  HistoryBuilder never;
+  never.Add(crash);
+  never.Acquire(1, "k", 300000, 310000, 500, Outcome::kFail);
+  EXPECT_EQ(Liveness(never).violation_count, 0);  // history ends 210 ms after the crash
+  never.Acquire(1, "k", 1700000, 1710000, 500, Outcome::kFail);
+  EXPECT_EQ(Liveness(never).violation_count, 1);
+}
+
 }  // namespace
 }  // namespace lockstorm

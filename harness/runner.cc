@@ -237,6 +237,7 @@ class Client : public LockObserver {
   }
 
   bool CrashPoint(const char* where) override {
+    saw_crash_point_ = true;
     std::optional<ClientFaultRequest> r = sh_.board->Claim(ClientFault::kCrashMidAcquire, index_);
     if (!r) return false;
     mid_acquire_crash_ = *r;
@@ -307,6 +308,7 @@ class Client : public LockObserver {
     acq.ttl_ms = w.ttl_ms;
     acq.invoke_us = HistoryNowUs();
     mid_acquire_crash_.reset();
+    saw_crash_point_ = false;
     AcquireResult ar = lock_->Acquire(key, w.ttl_ms, w.wait_ms);
     const int64_t acquired_local_us = clock_.NowUs();
     acq.complete_us = HistoryNowUs();
@@ -319,8 +321,8 @@ class Client : public LockObserver {
     ++stats_->acquires;
     stats_->attempts += ar.attempts;
     // A crash inside the acquire: at the lock's crash point, or (a lock whose acquire is one
-    // command) right after it, before the client saw the reply.
-    if (!mid_acquire_crash_ && ar.outcome == Outcome::kOk) {
+    // command, which offers none) right after it, before the client saw the reply.
+    if (!mid_acquire_crash_ && !saw_crash_point_ && ar.outcome == Outcome::kOk) {
       mid_acquire_crash_ = sh_.board->Claim(ClientFault::kCrashMidAcquire, index_);
       if (mid_acquire_crash_) {
         crash_point_ = "after the acquire command, before its reply was seen";
@@ -501,6 +503,7 @@ class Client : public LockObserver {
   int64_t revive_at_us_ = 0;
   std::optional<ClientFaultRequest> mid_acquire_crash_;
   std::string crash_point_;
+  bool saw_crash_point_ = false;  // the lock offered a crash point during this acquire
   RunStats* stats_ = nullptr;
   std::atomic<int64_t> lease_op_{-1};
   std::atomic<int64_t> deadline_us_{0};  // validity deadline on clock_

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "harness/checker.h"
 #include "impls/registry.h"
 #include "tests/fake_redis.h"
@@ -11,7 +13,8 @@
 namespace lockstorm {
 namespace {
 
-RunStats RunFake(const std::string& impl_name, Scenario scenario, HistoryWriter* history) {
+RunStats RunFake(const std::string& impl_name, Scenario scenario, HistoryWriter* history,
+                 FaultSchedule* faults = nullptr) {
   testing::FakeRedis redis;
   const ImplInfo* info = FindBuiltinImpl(impl_name);
   ImplUnderTest impl;
@@ -31,6 +34,7 @@ RunStats RunFake(const std::string& impl_name, Scenario scenario, HistoryWriter*
   ctx.new_transport = [&redis](const std::vector<ServerAddress>&) {
     return std::make_unique<testing::FakeTransport>(&redis);
   };
+  ctx.faults = faults;
   return RunWorkload(impl, scenario, ctx);
 }
 
@@ -93,6 +97,74 @@ TEST(RunnerTest, SameSeedSameRandomChoices) {
   ASSERT_FALSE(a.empty());
   ASSERT_FALSE(b.empty());
   EXPECT_EQ(a[0].token, b[0].token);
+}
+
+// A fault schedule that posts its client faults at once from its own thread (as the nemesis
+// does), and counts Begin/HealAll.
+class PostingSchedule : public FaultSchedule {
+ public:
+  explicit PostingSchedule(std::vector<ClientFaultRequest> reqs) : reqs_(std::move(reqs)) {}
+  void Begin(ClientControl* c, int64_t) override {
+    ++begins;
+    thread_ = std::thread([this, c] {
+      for (const ClientFaultRequest& r : reqs_) c->Request(r);  // expires_us 0: never lapse
+      c->ClientClock(0)->Jump(1000);  // a client clock fault from another thread
+    });
+  }
+  void HealAll() override {
+    ++heals;
+    if (thread_.joinable()) thread_.join();
+  }
+  int begins = 0, heals = 0;
+
+ private:
+  std::vector<ClientFaultRequest> reqs_;
+  std::thread thread_;
+};
+
+TEST(RunnerTest, ClientFaultsArePausesAndCrashesRecordedInTheHistory) {
+  HistoryWriter history;
+  Scenario s = Small(50);
+  s.workload.holds = {{1.0, 0.1, 0.2}};
+  ClientFaultRequest pause{ClientFault::kPause, {}, 30000, 0, "p"};
+  ClientFaultRequest crash{ClientFault::kCrash, {}, 50000, 0, "c"};
+  PostingSchedule sched({pause, crash});
+  RunStats st = RunFake("watchdog", s, &history, &sched);
+  EXPECT_EQ(sched.begins, 1);
+  EXPECT_EQ(sched.heals, 1);
+  EXPECT_EQ(st.pauses, 1);
+  EXPECT_EQ(st.crashes, 1);
+  int pauses = 0, crashes = 0;
+  for (const Event& e : history.Snapshot()) {
+    if (e.type == OpType::kFault && e.client >= 0) {
+      ++pauses;
+      EXPECT_GE(e.complete_us - e.invoke_us, 30000);  // the stall lasted its duration
+    }
+    if (e.type == OpType::kCrash) {
+      ++crashes;
+      EXPECT_NE(e.note.find("died holding"), std::string::npos) << e.note;
+      EXPECT_EQ(e.ttl_ms, 50 + 1000);  // the recovery bound: ttl + 1000
+    }
+  }
+  EXPECT_EQ(pauses, 1);
+  EXPECT_EQ(crashes, 1);
+  // The crashed client restarted: every client probed in the liveness phase, and acquired.
+  EXPECT_EQ(st.probes, s.workload.clients);
+  EXPECT_EQ(st.probes_ok, st.probes);
+}
+
+TEST(RunnerTest, CrashMidAcquireLeavesSetnxExpireKeyWithoutTtl) {
+  HistoryWriter history;
+  Scenario s = Small(50);
+  PostingSchedule sched({ClientFaultRequest{ClientFault::kCrashMidAcquire, {}, 0, 0, "m"}});
+  RunStats st = RunFake("setnx-expire", s, &history, &sched);
+  EXPECT_EQ(st.crashes, 1);
+  auto checks = CheckHistory(history.Snapshot());
+  const CheckResult& c = checks.at({"setnx-expire", "contention"});
+  // The key never expires: the probes fail and the crash is never recovered from.
+  EXPECT_EQ(c.liveness.verdict, Verdict::kInvalid);
+  EXPECT_EQ(c.liveness.probes_ok, 0);
+  EXPECT_GT(c.liveness.violation_count, 0);
 }
 
 }  // namespace
