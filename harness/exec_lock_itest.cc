@@ -362,6 +362,47 @@ TEST(ExecLockTest, PausedChildMissesItsDeadlineAndIsReplaced) {
   EXPECT_TRUE(lock->DrainInfraErrors().empty());
 }
 
+// The nemesis' client faults on a plug-in: Freeze (pause-holder) SIGSTOPs the child's group
+// and thaws it; Crash (crash-client) SIGKILLs it and the key stays held until its TTL.
+TEST(ExecLockTest, FreezeStopsTheChildAndCrashKillsIt) {
+  TestServers servers(1);
+  ASSERT_TRUE(servers.status.ok()) << servers.status.ToString();
+  TempDir dir;
+  auto lock = NewExecLock(Spec("proto=exec:" + kPython + " " + Plugin("proto_lock.py")), "c1", 1,
+                          servers.set.addresses(), dir.path() + "/p.stderr");
+  ExecLock* exec = AsExec(lock);
+  AcquireResult a = lock->Acquire("frozen-key", 60000, 0);
+  ASSERT_EQ(a.outcome, Outcome::kOk) << a.error;
+  const pid_t child = exec->child_pid();
+  auto state = [child] {
+    std::ifstream f("/proc/" + std::to_string(child) + "/stat");
+    std::string line;
+    std::getline(f, line);
+    const size_t rp = line.rfind(')');
+    return rp == std::string::npos || rp + 2 >= line.size() ? '?' : line[rp + 2];
+  };
+  auto await_state = [&](bool stopped) {  // the signal is delivered asynchronously
+    for (int i = 0; i < 2000; ++i) {
+      if ((state() == 'T') == stopped) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  };
+  lock->Freeze(true);
+  EXPECT_TRUE(await_state(true)) << "state " << state();
+  lock->Freeze(false);
+  EXPECT_TRUE(await_state(false)) << "state " << state();
+  EXPECT_EQ(lock->Release(a.lease).outcome, Outcome::kOk);  // thawed: it answers again
+
+  AcquireResult b = lock->Acquire("crashed-key", 60000, 0);
+  ASSERT_EQ(b.outcome, Outcome::kOk) << b.error;
+  const pid_t second = exec->child_pid();
+  lock->Crash();
+  EXPECT_TRUE(GroupGone(second));
+  auto direct = NewRedisTransport(servers.set.addresses());
+  EXPECT_EQ(direct->Call(0, {"GET", "crashed-key"}, 2000000).str, b.lease.token);  // not released
+}
+
 // --- the shipped adapters ---------------------------------------------------------------
 
 // Runs acquire / contended acquire / extend / release / re-release through two clients and

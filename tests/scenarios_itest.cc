@@ -4,6 +4,7 @@
 // each verdict matches the prediction (docs/faults.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <regex>
 #include <string>
@@ -292,6 +293,16 @@ TEST(ScenarioITest, FailoverAfterCutReplicationBreaksSingleNodeLocks) {
     EXPECT_EQ(row["verdict"], "expected-fail") << impl;
     EXPECT_GT(Violations(row), 0) << impl;
   }
+}
+
+TEST(ScenarioITest, NodeFaultsAreRefusedOnServersLockstormDidNotStart) {
+  TempDir dir;
+  Result r = RunLockstorm({"run", "--scenario", "node-restart-nopersist", "--servers",
+                           "127.0.0.1:1", "--out", dir.path() + "/run"},
+                          dir.path());
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_NE(r.err.find("only to servers it starts itself"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;  // one line
 }
 
 }  // namespace
