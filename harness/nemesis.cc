@@ -183,6 +183,8 @@ void Nemesis::Loop() {
 }
 
 std::string Nemesis::StrikeWhenHeld(int node, bool via_replica_master) {
+  if (t_.impl_nodes > 0 && node >= t_.impl_nodes)
+    return "node " + std::to_string(node) + " is not used by this lock: struck at once";
   const int64_t ttl_ms = scenario_.workload.ttl_ms;
   const int64_t want_pttl_ms = ttl_ms * 8 / 10;
   ServerAddress addr = t_.servers->server(node)->address();

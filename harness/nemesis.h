@@ -78,6 +78,7 @@ struct NemesisTargets {
   std::vector<ReplicaControl*> replicas;
   HistoryWriter* history = nullptr;
   std::string impl;        // recorded on every kFault event
+  int impl_nodes = 0;      // nodes the lock uses (a single-node lock: node 0 only); 0 = all
   std::string key_prefix;  // the run's key prefix (evidence probes write under it)
 };
 

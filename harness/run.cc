@@ -436,6 +436,7 @@ int RunCommand(const RunOptions& o) {
     for (auto& rc : replica_controls) targets.replicas.push_back(rc.get());
     targets.history = &history;
     targets.impl = impl.name;
+    targets.impl_nodes = static_cast<int>(ctx.servers.size());
     targets.key_prefix = key_prefix;
     Nemesis nemesis(scenario, targets);
     if (!scenario.nemesis.empty()) ctx.faults = &nemesis;

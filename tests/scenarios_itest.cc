@@ -295,6 +295,31 @@ TEST(ScenarioITest, FailoverAfterCutReplicationBreaksSingleNodeLocks) {
   }
 }
 
+// The faults no built-in scenario uses, from scenarios/examples/every-fault.json.
+TEST(ScenarioITest, EveryOtherFaultHappensAndLocksStaySafe) {
+  TempDir dir;
+  auto report = RunScenario(
+      dir, std::string(LOCKSTORM_SOURCE_DIR) + "/scenarios/examples/every-fault.json", "redlock");
+  const auto& row = Row(report, "redlock");
+  auto detail = [&](const std::string& fault) {
+    auto f = Faults(row, fault);
+    EXPECT_FALSE(f.empty()) << fault;
+    for (const auto& x : f) EXPECT_TRUE(x.value("ok", false)) << x.dump();
+    return f.empty() ? std::string() : f.back().value("detail", "");
+  };
+  EXPECT_NE(detail("pause-node").find("/proc state T"), std::string::npos);
+  EXPECT_NE(detail("kill-node").find("SIGKILLed"), std::string::npos);
+  EXPECT_NE(detail("kill-node").find("restarted"), std::string::npos);
+  EXPECT_GT(Numbers(Faults(row, "drop-requests"), "request chunks dropped (\\d+)").at(0), 0);
+  EXPECT_EQ(Numbers(Faults(row, "reset-connections"), "(\\d+) connections reset").at(0), 12);
+  EXPECT_NE(detail("refuse-connections").find("4 links refuse"), std::string::npos);
+  EXPECT_NE(detail("client-clock-jump").find("jumped 200 ms"), std::string::npos);
+  EXPECT_NE(detail("client-clock-rate").find("rate back to 1"), std::string::npos);
+  EXPECT_EQ(row["counts"]["pauses"], 1);
+  EXPECT_EQ(row["verdict"], "pass");
+  EXPECT_EQ(row["check"]["liveness"]["verdict"], "valid");
+}
+
 TEST(ScenarioITest, NodeFaultsAreRefusedOnServersLockstormDidNotStart) {
   TempDir dir;
   Result r = RunLockstorm({"run", "--scenario", "node-restart-nopersist", "--servers",
