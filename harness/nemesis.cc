@@ -63,7 +63,7 @@ nlohmann::json FaultRecordToJson(const FaultRecord& r) {
 namespace {
 
 constexpr int64_t kEvidenceTimeoutUs = 300000;
-constexpr int64_t kStrikeWaitMs = 1000;  // longest wait for a held lock before a node fault
+constexpr int64_t kStrikeWaitMs = 2000;  // longest wait for a held lock before a node fault
 
 bool IsLinkFault(const std::string& f) {
   return f == "partition" || f == "one-way-replies" || f == "drop-requests" || f == "latency" ||

@@ -256,9 +256,10 @@ const std::vector<Scenario>& BuiltinScenarios() {
       },
       {
           .name = "clock-drift",
-          .description = "split-majority clients; node 2's clock runs at 2x for 5 s, so its "
-                         "keys expire in half the TTL, far beyond Redlock's 1% drift allowance: "
-                         "a second majority forms while the first holder's lease is valid",
+          .description = "split-majority clients; node 2's clock runs at 3x for 5 s, so its "
+                         "keys expire after a third of the TTL, far beyond Redlock's 1% drift "
+                         "allowance: a second majority forms while the first holder's lease is "
+                         "valid",
           .nodes = 5,
           .workload = kSplitMajorityWorkload(),
           .nemesis = {kSplitMajorityPartition(),
@@ -266,7 +267,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
                        .at_ms = 1000,
                        .duration_ms = 5000,
                        .nodes = {2},
-                       .rate = 2.0}},
+                       .rate = 3.0}},
           .expectations = kRedlockUnsafe(),
       },
   };
