@@ -200,16 +200,7 @@ class Client : public LockObserver {
       return false;
     }
     ++stats_->probes_ok;
-    Event rel = BaseEvent(OpType::kRelease, key);
-    rel.phase = kPhaseLiveness;
-    rel.lease_op = acq.op_id;
-    rel.token = ar.lease.token;
-    rel.invoke_us = HistoryNowUs();
-    ReleaseResult rr = lock_->Release(ar.lease);
-    rel.complete_us = HistoryNowUs();
-    rel.outcome = rr.outcome;
-    rel.note = rr.error;
-    sh_.ctx->history->Append(rel);
+    Release(ar.lease, acq.op_id, kPhaseLiveness);
     CollectInfraErrors();
     return true;
   }
@@ -356,20 +347,27 @@ class Client : public LockObserver {
 
     if (!CriticalSection(w, ar.lease, acq.op_id, hold_us, acquired_local_us)) return;  // died
 
-    Event rel = BaseEvent(OpType::kRelease, key);
-    rel.lease_op = acq.op_id;
-    rel.token = ar.lease.token;
+    const Event rel = Release(ar.lease, acq.op_id, "");
+    lease_op_.store(-1);
+    stats_->release_us.Record(rel.complete_us - rel.invoke_us);
+    if (rel.outcome == Outcome::kOk) ++stats_->releases_ok;
+    if (rel.outcome == Outcome::kFail) ++stats_->releases_fail;
+    if (rel.outcome == Outcome::kUnknown) ++stats_->releases_unknown;
+  }
+
+  // Releases `lease` (granted by acquire `op_id`) and records it; returns the event.
+  Event Release(const Lease& lease, int64_t op_id, const std::string& phase) {
+    Event rel = BaseEvent(OpType::kRelease, lease.key);
+    rel.phase = phase;
+    rel.lease_op = op_id;
+    rel.token = lease.token;
     rel.invoke_us = HistoryNowUs();
-    ReleaseResult rr = lock_->Release(ar.lease);
+    ReleaseResult rr = lock_->Release(lease);
     rel.complete_us = HistoryNowUs();
     rel.outcome = rr.outcome;
     rel.note = rr.error;
     sh_.ctx->history->Append(rel);
-    lease_op_.store(-1);
-    stats_->release_us.Record(rel.complete_us - rel.invoke_us);
-    if (rr.outcome == Outcome::kOk) ++stats_->releases_ok;
-    if (rr.outcome == Outcome::kFail) ++stats_->releases_fail;
-    if (rr.outcome == Outcome::kUnknown) ++stats_->releases_unknown;
+    return rel;
   }
 
   // Reads the resource, holds, maybe extends, then writes value+1 (unless an honest client's

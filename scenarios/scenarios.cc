@@ -39,6 +39,14 @@ NemesisEvent kSplitMajorityPartition() {
   return {.fault = "partition", .at_ms = 0, .duration_ms = 7000, .groups = {{0, 1, 2}, {2, 3, 4}}};
 }
 
+// The split-majority partition, and node 2 killed and restarted 100 ms later, three times.
+std::vector<NemesisEvent> kSplitMajorityRestarts() {
+  std::vector<NemesisEvent> v = {kSplitMajorityPartition()};
+  for (int64_t at_ms : {1500, 3500, 5500})
+    v.push_back({.fault = "restart-node", .at_ms = at_ms, .nodes = {2}, .delay_ms = 100});
+  return v;
+}
+
 }  // namespace
 
 const std::vector<Scenario>& BuiltinScenarios() {
@@ -186,10 +194,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
                          "first still holds the lock (Redlock's known caveat)",
           .nodes = 5,
           .workload = kSplitMajorityWorkload(),
-          .nemesis = {kSplitMajorityPartition(),
-                      {.fault = "restart-node", .at_ms = 1500, .nodes = {2}, .delay_ms = 100},
-                      {.fault = "restart-node", .at_ms = 3500, .nodes = {2}, .delay_ms = 100},
-                      {.fault = "restart-node", .at_ms = 5500, .nodes = {2}, .delay_ms = 100}},
+          .nemesis = kSplitMajorityRestarts(),
           .expectations = kRedlockUnsafe(),
       },
       {
@@ -199,10 +204,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
           .persistence = Persistence::kAofAlways,
           .nodes = 5,
           .workload = kSplitMajorityWorkload(),
-          .nemesis = {kSplitMajorityPartition(),
-                      {.fault = "restart-node", .at_ms = 1500, .nodes = {2}, .delay_ms = 100},
-                      {.fault = "restart-node", .at_ms = 3500, .nodes = {2}, .delay_ms = 100},
-                      {.fault = "restart-node", .at_ms = 5500, .nodes = {2}, .delay_ms = 100}},
+          .nemesis = kSplitMajorityRestarts(),
           .expectations = kAllSafe(),
       },
       {
