@@ -530,7 +530,12 @@ int ListCommand() {
   std::cout << "Scenarios:\n";
   for (const Scenario& s : BuiltinScenarios()) {
     std::cout << "  " << s.name << "\n      " << s.description << "\n";
+    std::string predicts;
+    for (const auto& [impl, expect] : s.expectations)
+      if (expect != kExpectSafe) predicts += " " + impl + "=" + expect;
+    if (!predicts.empty()) std::cout << "      predicts:" << predicts << " (others safe)\n";
   }
+  std::cout << "\nPredictions and the evidence each fault records: docs/faults.md\n";
   return kExitOk;
 }
 
