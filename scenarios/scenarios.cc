@@ -27,22 +27,22 @@ std::map<std::string, std::string> kRedlockUnsafe() {
 // Long holds, a long TTL and one key: whenever a node fault strikes, someone holds the lock.
 Workload kSplitMajorityWorkload() {
   return {.clients = 8,
-          .duration_ms = 7000,
+          .duration_ms = 8000,
           .ttl_ms = 2000,
           .wait_ms = 2000,
-          .holds = {{1.0, 0.3, 0.6}}};
+          .holds = {{1.0, 0.5, 0.85}}};
 }
 
 // Clients 0-3 reach nodes {0,1,2}, clients 4-7 reach {2,3,4}, for the whole run: each group
 // can form a majority, and node 2 alone keeps them apart.
 NemesisEvent kSplitMajorityPartition() {
-  return {.fault = "partition", .at_ms = 0, .duration_ms = 7000, .groups = {{0, 1, 2}, {2, 3, 4}}};
+  return {.fault = "partition", .at_ms = 0, .duration_ms = 8000, .groups = {{0, 1, 2}, {2, 3, 4}}};
 }
 
-// The split-majority partition, and node 2 killed and restarted 100 ms later, three times.
+// The split-majority partition, and node 2 killed and restarted 100 ms later, four times.
 std::vector<NemesisEvent> kSplitMajorityRestarts() {
   std::vector<NemesisEvent> v = {kSplitMajorityPartition()};
-  for (int64_t at_ms : {1500, 3500, 5500})
+  for (int64_t at_ms : {1000, 2800, 4600, 6400})
     v.push_back({.fault = "restart-node", .at_ms = at_ms, .nodes = {2}, .delay_ms = 100});
   return v;
 }
@@ -190,7 +190,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
           .name = "node-restart-nopersist",
           .description = "clients split so that each group reaches a majority sharing node 2 "
                          "({0,1,2} and {2,3,4}); node 2 is killed and restarted empty 100 ms "
-                         "later, three times: the other group wins a second majority while the "
+                         "later, four times: the other group wins a second majority while the "
                          "first still holds the lock (Redlock's known caveat)",
           .nodes = 5,
           .workload = kSplitMajorityWorkload(),

@@ -196,13 +196,13 @@ TEST(ScenarioITest, NodeRestartWithoutPersistenceBreaksRedlock) {
   auto report = RunScenario(dir, "node-restart-nopersist", "redlock,token-lua");
   const auto& row = Row(report, "redlock");
   auto r = Faults(row, "restart-node");
-  ASSERT_EQ(r.size(), 3u);
+  ASSERT_EQ(r.size(), 4u);
   for (const auto& f : r) EXPECT_NE(f.value("detail", "").find("SIGKILLed"), std::string::npos);
   // The node held the lock key before the kill and came back without it at least once.
   auto before = Numbers(r, "before the kill (\\d+)");
   auto after = Numbers(r, "after the restart (\\d+)");
-  ASSERT_EQ(before.size(), 3u);
-  ASSERT_EQ(after.size(), 3u);
+  ASSERT_EQ(before.size(), 4u);
+  ASSERT_EQ(after.size(), 4u);
   bool lost = false;
   for (size_t i = 0; i < before.size(); ++i) lost |= before[i] > 0 && after[i] == 0;
   EXPECT_TRUE(lost);
@@ -216,10 +216,10 @@ TEST(ScenarioITest, NodeRestartWithAofAlwaysKeepsRedlockSafe) {
   auto report = RunScenario(dir, "node-restart-aof-always", "redlock");
   const auto& row = Row(report, "redlock");
   auto r = Faults(row, "restart-node");
-  ASSERT_EQ(r.size(), 3u);
+  ASSERT_EQ(r.size(), 4u);
   auto before = Numbers(r, "before the kill (\\d+)");
   auto after = Numbers(r, "after the restart (\\d+)");
-  ASSERT_EQ(before.size(), 3u);
+  ASSERT_EQ(before.size(), 4u);
   for (size_t i = 0; i < before.size(); ++i)
     if (before[i] > 0) EXPECT_GE(after.at(i), 1);  // the fsynced key survived the kill
   EXPECT_EQ(row["verdict"], "pass");
