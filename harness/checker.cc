@@ -427,6 +427,29 @@ std::map<std::pair<std::string, std::string>, CheckResult> CheckMutualExclusion(
   return out;
 }
 
+namespace {
+
+// Counts a liveness violation of `kind` about event `e` (its client and op) and keeps it if
+// fewer than kMaxStoredViolations are kept.
+void AddLivenessViolation(LivenessResult* l, const char* kind, const Event& e, int64_t start_us,
+                          int64_t length_us, std::string detail) {
+  ++l->violation_count;
+  if (l->violations.size() >= CheckResult::kMaxStoredViolations) return;
+  Violation v;
+  v.kind = kind;
+  v.impl = e.impl;
+  v.scenario = e.scenario;
+  v.key = e.key;
+  v.client_a = e.client;
+  v.op_a = e.op_id;
+  v.start_us = start_us;
+  v.overlap_us = length_us;
+  v.detail = std::move(detail);
+  l->violations.push_back(std::move(v));
+}
+
+}  // namespace
+
 void CheckLiveness(const std::vector<Event>& events,
                    std::map<std::pair<std::string, std::string>, CheckResult>* results) {
   using Pair = std::pair<std::string, std::string>;
@@ -454,24 +477,13 @@ void CheckLiveness(const std::vector<Event>& events,
         l.probe_wait_ms_max = std::max(l.probe_wait_ms_max, (e.complete_us - e.invoke_us) / 1000);
         continue;
       }
-      ++l.violation_count;
-      if (l.violations.size() < CheckResult::kMaxStoredViolations) {
-        Violation v;
-        v.kind = "liveness";
-        v.impl = e.impl;
-        v.scenario = e.scenario;
-        v.key = e.key;
-        v.client_a = e.client;
-        v.op_a = e.op_id;
-        v.start_us = e.invoke_us;
-        v.overlap_us = e.complete_us - e.invoke_us;
-        v.detail = "after every fault was healed, client c" + std::to_string(e.client) +
-                   " could not acquire " + e.key + ": its probe ended " + OutcomeName(e.outcome) +
-                   " after " + std::to_string((e.complete_us - e.invoke_us) / 1000) + " ms and " +
-                   std::to_string(e.attempts) + " attempt(s)" +
-                   (e.note.empty() ? "" : " (" + e.note + ")");
-        l.violations.push_back(std::move(v));
-      }
+      AddLivenessViolation(&l, "liveness", e, e.invoke_us, e.complete_us - e.invoke_us,
+                           "after every fault was healed, client c" + std::to_string(e.client) +
+                               " could not acquire " + e.key + ": its probe ended " +
+                               OutcomeName(e.outcome) + " after " +
+                               std::to_string((e.complete_us - e.invoke_us) / 1000) + " ms and " +
+                               std::to_string(e.attempts) + " attempt(s)" +
+                               (e.note.empty() ? "" : " (" + e.note + ")"));
       continue;
     }
     d.safety_end_us = std::max({d.safety_end_us, e.invoke_us, e.complete_us});
@@ -509,25 +521,14 @@ void CheckLiveness(const std::vector<Event>& events,
       const bool late =
           bound_us > 0 && (next_us ? delay_us > bound_us : d.safety_end_us - t > bound_us);
       if (!late) continue;
-      ++l.violation_count;
-      if (l.violations.size() < CheckResult::kMaxStoredViolations) {
-        Violation v;
-        v.kind = "recovery";
-        v.impl = c->impl;
-        v.scenario = c->scenario;
-        v.key = c->key;
-        v.client_a = c->client;
-        v.op_a = c->op_id;
-        v.start_us = t;
-        v.overlap_us = next_us ? delay_us : d.safety_end_us - t;
-        v.detail = "after client c" + std::to_string(c->client) + " crashed (" + c->note + "), " +
-                   (next_us ? "the next other client acquired " + c->key + " only " +
-                                  std::to_string(delay_us / 1000) + " ms later"
-                            : "no other client acquired " + c->key + " in the remaining " +
-                                  std::to_string((d.safety_end_us - t) / 1000) + " ms") +
-                   " (bound " + std::to_string(c->ttl_ms) + " ms)";
-        l.violations.push_back(std::move(v));
-      }
+      AddLivenessViolation(
+          &l, "recovery", *c, t, next_us ? delay_us : d.safety_end_us - t,
+          "after client c" + std::to_string(c->client) + " crashed (" + c->note + "), " +
+              (next_us ? "the next other client acquired " + c->key + " only " +
+                             std::to_string(delay_us / 1000) + " ms later"
+                       : "no other client acquired " + c->key + " in the remaining " +
+                             std::to_string((d.safety_end_us - t) / 1000) + " ms") +
+              " (bound " + std::to_string(c->ttl_ms) + " ms)");
     }
   }
   for (auto& [p, r] : *results) {

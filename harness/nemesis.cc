@@ -52,14 +52,6 @@ void LinkGrid::PassAll() {
 // ---------------------------------------------------------------------------------------------
 // Nemesis
 
-nlohmann::json FaultRecordToJson(const FaultRecord& r) {
-  return {{"fault", r.fault},
-          {"start_ms", r.start_ms},
-          {"end_ms", r.end_ms},
-          {"detail", r.detail},
-          {"ok", r.ok}};
-}
-
 namespace {
 
 constexpr int64_t kEvidenceTimeoutUs = 300000;

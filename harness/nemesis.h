@@ -23,7 +23,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,14 +81,14 @@ struct NemesisTargets {
   std::string key_prefix;  // the run's key prefix (evidence probes write under it)
 };
 
-// A fault the nemesis applied: the history's kFault event, as report data.
+// A fault the nemesis applied (the report reads the same facts from the history's kFault
+// events; these are for the console and tests).
 struct FaultRecord {
   std::string fault;
   int64_t start_ms = 0, end_ms = 0;  // relative to the workload start
   std::string detail;                // what was done and the evidence it happened
   bool ok = true;                    // false if the fault could not be applied (why in detail)
 };
-nlohmann::json FaultRecordToJson(const FaultRecord& r);
 
 class Nemesis : public FaultSchedule {
  public:

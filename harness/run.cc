@@ -446,7 +446,7 @@ int RunCommand(const RunOptions& o) {
     if (grid) {
       std::vector<std::string> keys;
       for (int k = 0; k < scenario.workload.keys && k < 1000; ++k)
-        keys.push_back(key_prefix + impl.name + ":" + scenario.name + ":k" + std::to_string(k));
+        keys.push_back(LockKey(key_prefix, impl.name, scenario.name, k));
       observer = std::make_unique<KeyObserver>(ctx.servers, keys);
       if (Status s = observer->Start(); !s.ok()) {
         std::cerr << "lockstorm: warning: key observer: " << s.message() << "\n";

@@ -177,20 +177,11 @@ class Client : public LockObserver {
   // Returns whether it acquired.
   bool Probe(const std::string& key, bool key_failed_before) {
     if (!lock_) Prepare(stats_);  // a crashed client restarts
-    const Workload& w = sh_.scenario->workload;
-    Event acq = BaseEvent(OpType::kAcquire, key);
-    acq.phase = kPhaseLiveness;
-    acq.op_id = sh_.ctx->history->NextOpId();
-    acq.ttl_ms = w.ttl_ms;
-    acq.invoke_us = HistoryNowUs();
     const int64_t wait_ms = key_failed_before ? 0 : sh_.liveness_bound_ms;
-    AcquireResult ar = lock_->Acquire(key, w.ttl_ms, wait_ms);
-    acq.complete_us = HistoryNowUs();
-    acq.outcome = ar.outcome;
-    acq.attempts = ar.attempts;
-    acq.token = ar.lease.token;
-    acq.fence = ar.lease.fence;
-    acq.valid_ms = ar.lease.valid_ms;
+    Event acq;
+    int64_t local_us = 0;
+    AcquireResult ar = TimedAcquire(key, wait_ms, &acq, &local_us);
+    acq.phase = kPhaseLiveness;
     acq.note = "liveness probe, wait " + std::to_string(wait_ms) + " ms" +
                (ar.error.empty() ? "" : ": " + ar.error);
     sh_.ctx->history->Append(acq);
@@ -294,21 +285,11 @@ class Client : public LockObserver {
     const std::string& key = sh_.keys[rng_() % sh_.keys.size()];
     const int64_t hold_us = SampleHoldUs(w);
 
-    Event acq = BaseEvent(OpType::kAcquire, key);
-    acq.op_id = sh_.ctx->history->NextOpId();
-    acq.ttl_ms = w.ttl_ms;
-    acq.invoke_us = HistoryNowUs();
     mid_acquire_crash_.reset();
     saw_crash_point_ = false;
-    AcquireResult ar = lock_->Acquire(key, w.ttl_ms, w.wait_ms);
-    const int64_t acquired_local_us = clock_.NowUs();
-    acq.complete_us = HistoryNowUs();
-    acq.outcome = ar.outcome;
-    acq.attempts = ar.attempts;
-    acq.token = ar.lease.token;
-    acq.fence = ar.lease.fence;
-    acq.valid_ms = ar.lease.valid_ms;
-    acq.note = ar.error;
+    Event acq;
+    int64_t acquired_local_us = 0;
+    AcquireResult ar = TimedAcquire(key, w.wait_ms, &acq, &acquired_local_us);
     ++stats_->acquires;
     stats_->attempts += ar.attempts;
     // A crash inside the acquire: at the lock's crash point, or (a lock whose acquire is one
@@ -353,6 +334,28 @@ class Client : public LockObserver {
     if (rel.outcome == Outcome::kOk) ++stats_->releases_ok;
     if (rel.outcome == Outcome::kFail) ++stats_->releases_fail;
     if (rel.outcome == Outcome::kUnknown) ++stats_->releases_unknown;
+  }
+
+  // Acquires `key` for the workload's TTL with `wait_ms` and fills *acq (a fresh op id, both
+  // times, outcome, lease fields; note = the lock's error) without recording it: the caller
+  // may amend it first. *local_us = this client's clock at completion.
+  AcquireResult TimedAcquire(const std::string& key, int64_t wait_ms, Event* acq,
+                             int64_t* local_us) {
+    const int64_t ttl_ms = sh_.scenario->workload.ttl_ms;
+    *acq = BaseEvent(OpType::kAcquire, key);
+    acq->op_id = sh_.ctx->history->NextOpId();
+    acq->ttl_ms = ttl_ms;
+    acq->invoke_us = HistoryNowUs();
+    AcquireResult ar = lock_->Acquire(key, ttl_ms, wait_ms);
+    *local_us = clock_.NowUs();
+    acq->complete_us = HistoryNowUs();
+    acq->outcome = ar.outcome;
+    acq->attempts = ar.attempts;
+    acq->token = ar.lease.token;
+    acq->fence = ar.lease.fence;
+    acq->valid_ms = ar.lease.valid_ms;
+    acq->note = ar.error;
+    return ar;
   }
 
   // Releases `lease` (granted by acquire `op_id`) and records it; returns the event.
@@ -522,6 +525,11 @@ class Control : public ClientControl {
 
 }  // namespace
 
+std::string LockKey(const std::string& prefix, const std::string& impl, const std::string& scenario,
+                    int k) {
+  return prefix + impl + ":" + scenario + ":k" + std::to_string(k);
+}
+
 const char* ClientFaultName(ClientFault f) {
   switch (f) {
     case ClientFault::kPause:
@@ -541,9 +549,8 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
                            : scenario.liveness_bound_ms > 0 ? scenario.liveness_bound_ms
                                                             : w.ttl_ms + 1000;
   Shared sh{&impl, &scenario, &ctx, {}, nullptr, 0, &board, bound_ms};
-  for (int k = 0; k < w.keys; ++k) {
-    sh.keys.push_back(ctx.key_prefix + impl.name + ":" + scenario.name + ":k" + std::to_string(k));
-  }
+  for (int k = 0; k < w.keys; ++k)
+    sh.keys.push_back(LockKey(ctx.key_prefix, impl.name, scenario.name, k));
   GuardedResource resource(sh.keys);
   sh.resource = &resource;
 

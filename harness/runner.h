@@ -133,6 +133,10 @@ struct RunContext {
 // Runs `impl` through `scenario`. Never throws; infrastructure errors are counted in stats.
 RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const RunContext& ctx);
 
+// The name of lock key `k` of `impl` in `scenario` (every key starts with the run's `prefix`).
+std::string LockKey(const std::string& prefix, const std::string& impl, const std::string& scenario,
+                    int k);
+
 // Deterministic per-purpose seeds: SplitMix64 of (seed, a, b).
 uint64_t DeriveSeed(uint64_t seed, uint64_t a, uint64_t b = 0);
 

@@ -5,23 +5,33 @@ namespace lockstorm {
 
 namespace {
 
-std::map<std::string, std::string> kAllSafe() {
-  return {{"setnx-expire", kExpectSafe}, {"set-nx-del", kExpectSafe}, {"token-lua", kExpectSafe},
-          {"watchdog", kExpectSafe},     {"redlock", kExpectSafe},    {"fenced", kExpectSafe}};
+// Every built-in lock expected `expect`.
+std::map<std::string, std::string> kAll(const char* expect) {
+  return {{"setnx-expire", expect}, {"set-nx-del", expect}, {"token-lua", expect},
+          {"watchdog", expect},     {"redlock", expect},    {"fenced", expect}};
 }
 
 // setnx-expire whose SETNX applied unseen (reply lost) never sends its PEXPIRE: a ghost lock
 // with no TTL, which no client can ever take again.
 std::map<std::string, std::string> kSetnxExpireLiveness() {
-  auto m = kAllSafe();
+  auto m = kAll(kExpectSafe);
   m["setnx-expire"] = kExpectLiveness;
   return m;
 }
 
 std::map<std::string, std::string> kRedlockUnsafe() {
-  auto m = kAllSafe();
+  auto m = kAll(kExpectSafe);
   m["redlock"] = kExpectUnsafe;
   return m;
+}
+
+// Short holds, 8 clients, 5.5 s: the client-crash scenarios.
+Workload kCrashWorkload() {
+  return {.clients = 8,
+          .duration_ms = 5500,
+          .ttl_ms = 500,
+          .wait_ms = 1000,
+          .holds = {{1.0, 0.0, 0.05}}};
 }
 
 // Long holds, a long TTL and one key: whenever a node fault strikes, someone holds the lock.
@@ -86,32 +96,18 @@ const std::vector<Scenario>& BuiltinScenarios() {
           .nemesis = {{.fault = "pause-holder", .at_ms = 1000, .duration_ms = 900},
                       {.fault = "pause-holder", .at_ms = 2500, .duration_ms = 900},
                       {.fault = "pause-holder", .at_ms = 4000, .duration_ms = 900}},
-          .expectations = {{"setnx-expire", kExpectUnsafe},
-                           {"set-nx-del", kExpectUnsafe},
-                           {"token-lua", kExpectUnsafe},
-                           {"watchdog", kExpectUnsafe},
-                           {"redlock", kExpectUnsafe},
-                           {"fenced", kExpectUnsafe}},
+          .expectations = kAll(kExpectUnsafe),
       },
       {
           .name = "client-crash",
           .description =
               "the lock holder dies (kill -9: no release, its renewal stops) three times; "
               "the others must get the lock back within TTL plus a bound",
-          .workload = {.clients = 8,
-                       .duration_ms = 5500,
-                       .ttl_ms = 500,
-                       .wait_ms = 1000,
-                       .holds = {{1.0, 0.0, 0.05}}},
+          .workload = kCrashWorkload(),
           .nemesis = {{.fault = "crash-client", .at_ms = 1000, .duration_ms = 1000},
                       {.fault = "crash-client", .at_ms = 2500, .duration_ms = 1000},
                       {.fault = "crash-client", .at_ms = 4000, .duration_ms = 1000}},
-          .expectations = {{"setnx-expire", kExpectSafe},
-                           {"set-nx-del", kExpectSafe},
-                           {"token-lua", kExpectSafe},
-                           {"watchdog", kExpectSafe},
-                           {"redlock", kExpectSafe},
-                           {"fenced", kExpectSafe}},
+          .expectations = kAll(kExpectSafe),
       },
       {
           .name = "kill-mid-acquire",
@@ -119,20 +115,11 @@ const std::vector<Scenario>& BuiltinScenarios() {
               "a client dies inside its acquire: between SETNX and PEXPIRE for setnx-expire "
               "(the key stays with no TTL: nobody gets the lock again), after the one atomic "
               "command for the others (they recover within the TTL)",
-          .workload = {.clients = 8,
-                       .duration_ms = 5500,
-                       .ttl_ms = 500,
-                       .wait_ms = 1000,
-                       .holds = {{1.0, 0.0, 0.05}}},
+          .workload = kCrashWorkload(),
           .nemesis = {{.fault = "crash-mid-acquire", .at_ms = 1000, .duration_ms = 1000},
                       {.fault = "crash-mid-acquire", .at_ms = 2500, .duration_ms = 1000},
                       {.fault = "crash-mid-acquire", .at_ms = 4000, .duration_ms = 1000}},
-          .expectations = {{"setnx-expire", kExpectLiveness},
-                           {"set-nx-del", kExpectSafe},
-                           {"token-lua", kExpectSafe},
-                           {"watchdog", kExpectSafe},
-                           {"redlock", kExpectSafe},
-                           {"fenced", kExpectSafe}},
+          .expectations = kSetnxExpireLiveness(),
       },
       {
           .name = "partition-minority",
@@ -142,7 +129,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
           .nodes = 5,
           .workload = {.clients = 8, .duration_ms = 5000, .holds = {{1.0, 0.0, 0.05}}},
           .nemesis = {{.fault = "partition", .at_ms = 1000, .duration_ms = 3000, .nodes = {3, 4}}},
-          .expectations = kAllSafe(),
+          .expectations = kAll(kExpectSafe),
       },
       {
           .name = "partition-split",
@@ -155,7 +142,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
                        .at_ms = 1000,
                        .duration_ms = 3000,
                        .groups = {{0, 1}, {3, 4}}}},
-          .expectations = kAllSafe(),
+          .expectations = kAll(kExpectSafe),
       },
       {
           .name = "one-way-replies",
@@ -184,7 +171,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
                        .duration_ms = 3000,
                        .latency_ms = 20,
                        .jitter_ms = 10}},
-          .expectations = kAllSafe(),
+          .expectations = kAll(kExpectSafe),
       },
       {
           .name = "node-restart-nopersist",
@@ -205,7 +192,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
           .nodes = 5,
           .workload = kSplitMajorityWorkload(),
           .nemesis = kSplitMajorityRestarts(),
-          .expectations = kAllSafe(),
+          .expectations = kAll(kExpectSafe),
       },
       {
           .name = "node-restart-delayed",
@@ -217,7 +204,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
           .nemesis = {kSplitMajorityPartition(),
                       {.fault = "restart-node", .at_ms = 1000, .nodes = {2}, .delay_ms = 2500},
                       {.fault = "restart-node", .at_ms = 4500, .nodes = {2}, .delay_ms = 2500}},
-          .expectations = kAllSafe(),
+          .expectations = kAll(kExpectSafe),
       },
       {
           .name = "failover",
@@ -236,12 +223,7 @@ const std::vector<Scenario>& BuiltinScenarios() {
                        .holds = {{1.0, 0.3, 0.6}}},
           .nemesis = {{.fault = "cut-replication", .at_ms = 500, .duration_ms = 4000},
                       {.fault = "failover", .at_ms = 3000}},
-          .expectations = {{"setnx-expire", kExpectUnsafe},
-                           {"set-nx-del", kExpectUnsafe},
-                           {"token-lua", kExpectUnsafe},
-                           {"watchdog", kExpectUnsafe},
-                           {"redlock", kExpectUnsafe},
-                           {"fenced", kExpectUnsafe}},
+          .expectations = kAll(kExpectUnsafe),
       },
       {
           .name = "clock-jump",
