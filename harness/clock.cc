@@ -16,6 +16,11 @@ class SteadyClock : public Clock {
   void SleepUs(int64_t duration_us) override {
     if (duration_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(duration_us));
   }
+  int64_t WallUs() override {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
 };
 
 }  // namespace
@@ -60,6 +65,10 @@ void SkewedClock::Reanchor(int64_t delta_us, std::optional<double> rate) {
       static_cast<int64_t>(static_cast<double>(base_now - params_.anchor_base_us) * params_.rate);
   params_ = {base_now, skewed_now + delta_us, rate.value_or(params_.rate)};
 }
+
+int64_t SkewedClock::WallUs() { return base_->WallUs() + wall_offset_us_.load(); }
+
+void SkewedClock::WallJump(int64_t delta_us) { wall_offset_us_.fetch_add(delta_us); }
 
 void SkewedClock::Jump(int64_t delta_us) { Reanchor(delta_us, std::nullopt); }
 

@@ -25,6 +25,11 @@ class Clock {
   // Blocks the calling thread for `duration_us` of *this clock's* time. A non-positive
   // duration returns at once.
   virtual void SleepUs(int64_t duration_us) = 0;
+
+  // Wall-clock time (the system clock: what an NTP step moves), in microseconds since the
+  // Unix epoch. Correct locks never measure a lease with it; it is here so that the
+  // `wallclock-deadline` mutant can, and so that `client-wall-clock-jump` can step it.
+  virtual int64_t WallUs() = 0;
 };
 
 // The machine's steady clock. A process-wide singleton; never deleted.
@@ -43,11 +48,15 @@ class SkewedClock : public Clock {
 
   int64_t NowUs() override;
   void SleepUs(int64_t duration_us) override;
+  // The base clock's wall time plus every WallJump so far (rate and Jump do not touch it).
+  int64_t WallUs() override;
 
   // Steps the clock by `delta_us` (negative = backwards) from now on.
   void Jump(int64_t delta_us);
   // Changes the rate from now on (1.0 = real time). rate must be > 0.
   void SetRate(double rate);
+  // Steps the wall clock only (an NTP step): NowUs() is unaffected.
+  void WallJump(int64_t delta_us);
 
  private:
   struct Params {
@@ -60,6 +69,7 @@ class SkewedClock : public Clock {
   // rate) from now on.
   void Reanchor(int64_t delta_us, std::optional<double> rate);
   Clock* base_;
+  std::atomic<int64_t> wall_offset_us_{0};
   mutable std::mutex mu_;
   Params params_;
 };

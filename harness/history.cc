@@ -35,13 +35,14 @@ enum class Field : int {
   kValue,
   kNote,
   kPhase,
+  kNode,
   kCount,
   kUnknown = kCount
 };
 constexpr const char* kFieldNames[] = {"op",    "lease_op", "impl",      "scenario",    "client",
                                        "key",   "type",     "invoke_us", "complete_us", "outcome",
                                        "token", "fence",    "ttl_ms",    "valid_ms",    "attempts",
-                                       "value", "note",  "phase"};
+                                       "value", "note",     "phase",     "node"};
 constexpr uint32_t kRequired =
     (1u << static_cast<int>(Field::kOp)) | (1u << static_cast<int>(Field::kType)) |
     (1u << static_cast<int>(Field::kInvokeUs)) | (1u << static_cast<int>(Field::kCompleteUs)) |
@@ -112,7 +113,7 @@ class EventSax : public nlohmann::json_sax<Json> {
         if (!t) {
           error_ =
               "expected \"type\" to be one of acquire, release, extend, use, write, fault, "
-              "crash; got \"" +
+              "crash, sample; got \"" +
               v + "\"";
           return false;
         }
@@ -228,6 +229,8 @@ class EventSax : public nlohmann::json_sax<Json> {
         break;
       case Field::kAttempts:
         return to_int(&e_->attempts);
+      case Field::kNode:
+        return to_int(&e_->node);
       case Field::kValue:
         e_->value = v;
         break;
@@ -375,6 +378,8 @@ const char* OpTypeName(OpType t) {
       return "fault";
     case OpType::kCrash:
       return "crash";
+    case OpType::kSample:
+      return "sample";
   }
   return "?";
 }
@@ -382,7 +387,7 @@ const char* OpTypeName(OpType t) {
 std::optional<OpType> ParseOpType(const std::string& s) {
   static constexpr OpType kAll[] = {OpType::kAcquire, OpType::kRelease, OpType::kExtend,
                                     OpType::kUse,     OpType::kWrite,   OpType::kFault,
-                                    OpType::kCrash};
+                                    OpType::kCrash,   OpType::kSample};
   for (OpType t : kAll) {
     if (s == OpTypeName(t)) return t;
   }
@@ -414,6 +419,7 @@ std::string EventToJson(const Event& e) {
   if (e.value != 0) AppendIntField(&out, "value", e.value);
   if (!e.note.empty()) AppendStringField(&out, "note", e.note);
   if (!e.phase.empty()) AppendStringField(&out, "phase", e.phase);
+  if (e.node != -1) AppendIntField(&out, "node", e.node);
   out += '}';
   return out;
 }

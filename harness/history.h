@@ -31,7 +31,15 @@ enum class OpType {
   kWrite,    // a write to the fenced witness resource (accepted = ok, rejected = fail)
   kFault,    // a nemesis fault period [invoke, complete]
   kCrash,    // a client crashed (stopped dead) at invoke
+  kSample,   // the harness read a lock key on one node, directly (not through fault links):
+             // node = the node, token = the key's value ("" if missing), value = its PTTL in
+             // ms (-1: no TTL, -2: missing), lease_op = the operation the sample follows,
+             // note = why (kSampleAfterAcquire, ...). Contract and leftover-key checks read it.
 };
+inline constexpr const char* kSampleAfterAcquire = "after-acquire";  // an ok acquire
+inline constexpr const char* kSampleAfterExtend = "after-extend";    // an ok extend
+inline constexpr const char* kSampleAfterFail = "after-fail";        // an acquire that failed
+inline constexpr const char* kSampleQuiesce = "quiesce";    // every lock key, after the run
 const char* OpTypeName(OpType t);                           // "acquire", "release", ...
 std::optional<OpType> ParseOpType(const std::string& s);    // inverse; nullopt if unknown
 std::optional<Outcome> ParseOutcome(const std::string& s);  // inverse of OutcomeName
@@ -57,6 +65,7 @@ struct Event {
   // "" = the safety phase (the workload, with faults); kPhaseLiveness = the liveness phase
   // (faults healed; each client's probe acquire must succeed within the liveness bound).
   std::string phase;
+  int node = -1;  // kSample: the node sampled
 };
 
 inline constexpr const char* kPhaseLiveness = "liveness";
@@ -64,7 +73,7 @@ inline constexpr const char* kPhaseLiveness = "liveness";
 // One line of history.jsonl, no newline. Always present: op, impl, scenario, client, key,
 // type, invoke_us, complete_us, outcome. Omitted when they hold their default (and restored
 // to it by EventFromJson, so the round trip is exact): lease_op (-1), token (""), fence
-// (none), ttl_ms, valid_ms, attempts, value (0), note, phase ("").
+// (none), ttl_ms, valid_ms, attempts, value (0), note, phase (""), node (-1).
 std::string EventToJson(const Event& e);
 // The inverse. Unknown fields are ignored. On error *out is unspecified and the message
 // says what was expected, e.g. `expected "complete_us" to be an integer`.

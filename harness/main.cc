@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "harness/exec_lock.h"
+#include "harness/mutation.h"
 #include "harness/process.h"
 #include "harness/run.h"
 #include "harness/shutdown.h"
@@ -103,11 +104,30 @@ int main(int argc, char** argv) {
   check->add_option("RUN_DIR", check_dir, "Run directory (holds history.jsonl and report.json)")
       ->required();
 
+  MutantsOptions mo;
+  std::vector<std::string> raw_mutants;
+  double mutants_duration_s = 0;
+  CLI::App* mutants = app.add_subcommand(
+      "mutants",
+      "Run the mutant corpus (correct locks with one real-world bug each) through the scenarios "
+      "that should expose them, beside their correct base locks; print the mutation score. "
+      "Exit 0 only at 100% with no false alarm");
+  mutants->add_option("--mutant", raw_mutants, "Only these mutants (comma-separated; default all)")
+      ->envname("LOCKSTORM_MUTANTS");
+  mutants->add_option("--seed", mo.seed, "Seed of every scenario run (default 1)")
+      ->envname("LOCKSTORM_SEED");
+  mutants->add_option("--out", mo.out_dir, "Run directory (default runs/mutants-<time>-<seed>)")
+      ->envname("LOCKSTORM_OUT");
+  auto* o_mdur = mutants->add_option("--duration", mutants_duration_s,
+                                     "Seconds per lock in the fault-free scenarios (default 3)");
+  bool mutants_verbose = false;
+  mutants->add_flag("--verbose", mutants_verbose, "Show each scenario run's progress");
+
   if (argc > 1 && argv[1][0] != '-') {
     const std::string sub = argv[1];
-    if (sub != "run" && sub != "list" && sub != "check") {
+    if (sub != "run" && sub != "list" && sub != "check" && sub != "mutants") {
       std::cerr << "lockstorm: unknown command '" << sub
-                << "' (expected run, list or check; see lockstorm --help)\n";
+                << "' (expected run, list, check or mutants; see lockstorm --help)\n";
       return kExitUsage;
     }
   }
@@ -132,6 +152,19 @@ int main(int argc, char** argv) {
 
   if (*list) return ListCommand();
   if (*check) return CheckCommand(check_dir);
+  if (*mutants) {
+    mo.mutants = SplitImpls(raw_mutants);
+    if (*o_mdur) {
+      if (mutants_duration_s <= 0 || mutants_duration_s > 3600) {
+        std::cerr << "lockstorm: --duration: expected 0 < seconds <= 3600, got "
+                  << mutants_duration_s << "\n";
+        return kExitUsage;
+      }
+      mo.duration_s = mutants_duration_s;
+    }
+    mo.quiet = !mutants_verbose;
+    return MutantsCommand(mo);
+  }
 
   ro.impls = SplitImpls(raw_impls);
   if (*o_clients) ro.clients = clients;

@@ -67,7 +67,8 @@ bool IsNodeFault(const std::string& f) {
 }
 bool IsInstant(const std::string& f) {
   return f == "clock-jump" || f == "reset-connections" || f == "client-clock-jump" ||
-         f == "failover" || f == "pause-holder" || f == "crash-client" || f == "crash-mid-acquire";
+         f == "client-wall-clock-jump" || f == "failover" || f == "pause-holder" ||
+         f == "crash-client" || f == "crash-mid-acquire";
 }
 
 std::string ProcState(pid_t pid) {
@@ -391,6 +392,14 @@ void Nemesis::Apply(const Action& a) {
     for (int c : clients) clients_->ClientClock(c)->Jump(e.delta_ms * 1000);
     Record(e.fault, now, now,
            "clients " + Join(clients) + " clocks jumped " + std::to_string(e.delta_ms) + " ms",
+           true);
+    return;
+  }
+  if (e.fault == "client-wall-clock-jump") {
+    for (int c : clients) clients_->ClientClock(c)->WallJump(e.delta_ms * 1000);
+    Record(e.fault, now, now,
+           "clients " + Join(clients) + " wall clocks stepped " + std::to_string(e.delta_ms) +
+               " ms (their monotonic clocks unchanged)",
            true);
     return;
   }

@@ -7,7 +7,8 @@
 //                   refuse-connections                   → the LinkGrid's fault proxies
 //   replication     cut-replication, failover            → ReplicatedNode (harness/replication.h)
 //   client faults   pause-holder, crash-client, crash-mid-acquire → the runner (ClientControl)
-//   client clocks   client-clock-jump, client-clock-rate → the clients' SkewedClocks
+//   client clocks   client-clock-jump, client-clock-rate → the clients' SkewedClocks;
+//                   client-wall-clock-jump → their wall clocks only (an NTP step)
 //
 // Every fault period is recorded in the history as a kFault event [start, end] naming the impl
 // and scenario, whose note says what was done and what was observed to prove it happened

@@ -80,6 +80,8 @@ Status ResolveImpls(const std::vector<std::string>& values, const std::string& r
       continue;
     }
     const ImplInfo* info = FindBuiltinImpl(v);
+    const MutantInfo* mutant = info ? nullptr : FindMutant(v);
+    if (mutant) info = &mutant->impl;
     if (!info) {
       return Status::InvalidArgument("--impl: unknown implementation '" + v +
                                      "' (see `lockstorm list`, or use exec:COMMAND)");
@@ -87,6 +89,7 @@ Status ResolveImpls(const std::vector<std::string>& values, const std::string& r
     ImplUnderTest impl;
     impl.name = info->name;
     impl.expected_unsafe = info->expected_unsafe;
+    if (mutant) impl.expected_by_scenario = mutant->exposed_by;
     impl.multi_node = info->multi_node;
     auto make = info->make;
     impl.make = [make](int, const LockEnv& env, const std::vector<ServerAddress>&) {
@@ -149,7 +152,8 @@ nlohmann::json WorkloadJson(const Workload& w) {
   return {{"clients", w.clients},         {"keys", w.keys},
           {"duration_ms", w.duration_ms}, {"ttl_ms", w.ttl_ms},
           {"wait_ms", w.wait_ms},         {"holds", holds},
-          {"extend", w.extend},           {"check_lease", w.check_lease}};
+          {"extend", w.extend},           {"late_extend_frac", w.late_extend_frac},
+          {"check_lease", w.check_lease}};
 }
 
 // Stale writes the witness accepted, from the history's kWrite events (per impl×scenario),
@@ -485,6 +489,9 @@ int RunCommand(const RunOptions& o) {
     row.impl = impls[i].name;
     row.scenario = scenario.name;
     row.expected = impls[i].expected_unsafe.count(scenario.name) > 0 ? kExpectUnsafe : kExpectSafe;
+    if (auto e = impls[i].expected_by_scenario.find(scenario.name);
+        e != impls[i].expected_by_scenario.end())
+      row.expected = e->second;
     // The scenario's expectations override the lock's own declaration.
     if (auto e = scenario.expectations.find(row.impl); e != scenario.expectations.end())
       row.expected = e->second;
@@ -534,6 +541,14 @@ int ListCommand() {
     for (const auto& [impl, expect] : s.expectations)
       if (expect != kExpectSafe) predicts += " " + impl + "=" + expect;
     if (!predicts.empty()) std::cout << "      predicts:" << predicts << " (others safe)\n";
+  }
+  std::cout << "\nMutants (`lockstorm mutants`; each a correct lock with one real-world bug):\n";
+  for (const MutantInfo& m : Mutants()) {
+    std::cout << "  " << m.impl.name << "  (from " << m.base << ")\n      " << m.impl.description
+              << "\n      exposed by:";
+    for (const auto& [scenario, expect] : m.exposed_by)
+      std::cout << " " << scenario << "=" << expect;
+    std::cout << "\n";
   }
   std::cout << "\nPredictions and the evidence each fault records: docs/faults.md\n";
   return kExitOk;

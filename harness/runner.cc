@@ -118,6 +118,50 @@ struct Shared {
   int64_t liveness_bound_ms;
 };
 
+// The harness's own view of a lock key: GET and PTTL on every node the impl uses, directly
+// (never through the client's fault links), recorded as kSample events. Used right after an
+// ok acquire or extend (contract: the reported validity does not outlive the key on a
+// quorum), after a failed acquire (contract: a definite failure leaves no lock), and on every
+// key after the run (leftover keys, keys with no TTL). A node that does not answer within
+// kSampleTimeoutUs is left out (no event).
+constexpr int64_t kSampleTimeoutUs = 50'000;
+
+std::unique_ptr<Transport> NewSampler(const RunContext& ctx) {
+  return ctx.new_transport ? ctx.new_transport(ctx.servers) : NewRedisTransport(ctx.servers);
+}
+
+void SampleKey(Transport* t, const RunContext& ctx, const std::string& impl,
+               const std::string& scenario, int client, const std::string& key, int64_t lease_op,
+               const char* why) {
+  if (t == nullptr) return;
+  std::vector<int> nodes;
+  for (int n = 0; n < t->node_count(); ++n) nodes.push_back(n);
+  const int64_t invoke_us = HistoryNowUs();
+  std::vector<Reply> values = t->CallMany(nodes, {"GET", key}, kSampleTimeoutUs);
+  std::vector<Reply> ttls = t->CallMany(nodes, {"PTTL", key}, kSampleTimeoutUs);
+  const int64_t complete_us = HistoryNowUs();
+  for (size_t i = 0; i < nodes.size() && i < values.size() && i < ttls.size(); ++i) {
+    const Reply& v = values[i];
+    const Reply& p = ttls[i];
+    if (p.type != Reply::Type::kInteger) continue;
+    if (v.type != Reply::Type::kString && v.type != Reply::Type::kNil) continue;
+    Event e;
+    e.impl = impl;
+    e.scenario = scenario;
+    e.client = client;
+    e.key = key;
+    e.type = OpType::kSample;
+    e.invoke_us = invoke_us;
+    e.complete_us = complete_us;
+    e.lease_op = lease_op;
+    e.node = nodes[i];
+    e.token = v.type == Reply::Type::kString ? v.str : "";
+    e.value = p.integer;
+    e.note = why;
+    ctx.history->Append(e);
+  }
+}
+
 // Longest single sleep of a client while faults may arrive: a crash lands within this.
 constexpr int64_t kFaultPollUs = 10000;
 
@@ -146,6 +190,7 @@ class Client : public LockObserver {
     env.observer = this;
     lock_ = sh_.impl->make(index_, env, servers);
     ++incarnation_;
+    if (sh_.ctx->contract_samples && !sampler_) sampler_ = NewSampler(*sh_.ctx);
     std::vector<int> all_nodes;
     for (int n = 0; n < transport_->node_count(); ++n) all_nodes.push_back(n);
     transport_->CallMany(all_nodes, {"PING"}, 2000000);  // connect now, not in the first op
@@ -312,6 +357,10 @@ class Client : public LockObserver {
     }
     if (ar.outcome != Outcome::kOk) {
       sh_.ctx->history->Append(acq);
+      // A definite failure must leave no lock behind: is its token held anywhere?
+      if (ar.outcome == Outcome::kFail && !ar.lease.token.empty())
+        SampleKey(sampler_.get(), *sh_.ctx, sh_.impl->name, sh_.scenario->name, index_, key,
+                  acq.op_id, kSampleAfterFail);
       if (ar.outcome == Outcome::kFail) ++stats_->contended;
       if (ar.outcome == Outcome::kUnknown) {
         ++stats_->unknown;
@@ -325,6 +374,9 @@ class Client : public LockObserver {
     ++stats_->acquired;
     ++stats_->acquired_per_client[static_cast<size_t>(index_)];
     stats_->acquire_us.Record(acq.complete_us - acq.invoke_us);
+    // The validity the lock reported must not outlive its key on a quorum of nodes.
+    SampleKey(sampler_.get(), *sh_.ctx, sh_.impl->name, sh_.scenario->name, index_, key, acq.op_id,
+              kSampleAfterAcquire);
 
     if (!CriticalSection(w, ar.lease, acq.op_id, hold_us, acquired_local_us)) return;  // died
 
@@ -386,6 +438,16 @@ class Client : public LockObserver {
     use.value = sh_.resource->Read(lease.key);
     const int64_t hold_end_us = start_local_us + hold_us;
     const bool faults = sh_.ctx->faults != nullptr;
+    // A late extend (Workload::late_extend_frac): the first extend of this hold comes
+    // late_delay_us after the validity ended, as a renewal delayed by a pause would.
+    bool late_pending = false;
+    int64_t late_delay_us = 0;
+    if (w.extend && w.late_extend_frac > 0) {
+      std::uniform_real_distribution<double> u(0, 1);
+      late_pending = u(rng_) < w.late_extend_frac;
+      std::uniform_int_distribution<int64_t> d(w.ttl_ms * 1000 / 10, w.ttl_ms * 1000 / 3);
+      late_delay_us = d(rng_);
+    }
     // The client works until its hold ends, whatever happens to the lease (the job takes as
     // long as it takes); it extends when the hold would outlive the lease. Bounded: each pass
     // sleeps until the hold ends, the next extend is due, or (with faults) kFaultPollUs.
@@ -400,9 +462,11 @@ class Client : public LockObserver {
       if (now >= hold_end_us) break;
       int64_t wake = hold_end_us;
       const int64_t deadline = deadline_us_.load();
-      if (w.extend && hold_end_us > deadline && now < deadline) {
-        const int64_t extend_at = deadline - w.ttl_ms * 1000 / 3;
+      if (w.extend && hold_end_us > deadline && (late_pending || now < deadline)) {
+        const int64_t extend_at =
+            late_pending ? deadline + late_delay_us : deadline - w.ttl_ms * 1000 / 3;
         if (now >= extend_at) {
+          late_pending = false;
           Extend(w, &lease, op_id);
           continue;
         }
@@ -472,12 +536,14 @@ class Client : public LockObserver {
     ext.outcome = er.outcome;
     ext.valid_ms = er.valid_ms;
     ext.note = er.error;
-    sh_.ctx->history->Append(ext);
+    ext.op_id = sh_.ctx->history->Append(ext);
     stats_->extend_us.Record(ext.complete_us - ext.invoke_us);
     if (er.outcome == Outcome::kOk) {
       ++stats_->extends_ok;
       lease->valid_ms = er.valid_ms;
       deadline_us_.store(clock_.NowUs() + er.valid_ms * 1000);
+      SampleKey(sampler_.get(), *sh_.ctx, sh_.impl->name, sh_.scenario->name, index_, lease->key,
+                ext.op_id, kSampleAfterExtend);
     } else {
       // A failed or unknown extend: the lease keeps its old deadline; stop extending.
       if (er.outcome == Outcome::kFail) ++stats_->extends_fail;
@@ -499,6 +565,7 @@ class Client : public LockObserver {
   SkewedClock clock_;  // this client's clock: the lock and the validity checks read it
   std::mt19937_64 rng_;
   std::unique_ptr<Transport> transport_;
+  std::unique_ptr<Transport> sampler_;  // direct to the nodes; null without contract samples
   std::unique_ptr<Lock> lock_;
   int incarnation_ = 0;  // restarts after crashes (each gets fresh lock seeds)
   int64_t revive_at_us_ = 0;
@@ -599,6 +666,12 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
     }
   }
   for (auto& c : clients) c->Shutdown();
+  // Quiesced: every client released (or died). Sample every lock key on every node.
+  if (ctx.contract_samples && !ctx.stop->load()) {
+    std::unique_ptr<Transport> sampler = NewSampler(ctx);
+    for (const std::string& key : sh.keys)
+      SampleKey(sampler.get(), ctx, impl.name, scenario.name, -1, key, -1, kSampleQuiesce);
+  }
 
   RunStats total;
   total.impl = impl.name;

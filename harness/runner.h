@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -35,6 +36,10 @@ namespace lockstorm {
 struct ImplUnderTest {
   std::string name;
   std::set<std::string> expected_unsafe;
+  // Scenario → kExpectUnsafe | kExpectLiveness, for locks that declare more than "unsafe"
+  // (the mutants); takes precedence over expected_unsafe. The scenario's own expectations
+  // override both.
+  std::map<std::string, std::string> expected_by_scenario;
   bool multi_node = false;
   bool builtin = true;
   // Builds client `index`'s lock. `env` carries that client's transport, clock and seed;
@@ -128,6 +133,10 @@ struct RunContext {
   FaultSchedule* faults = nullptr;  // the nemesis; null = no faults. Not owned.
   int64_t liveness_bound_ms = 0;    // liveness probe wait; 0 = ttl + 1000
   bool liveness_phase = true;       // run the liveness phase after the safety phase
+  // Sample lock keys directly on the nodes (GET + PTTL) after each ok acquire / ok extend /
+  // failed acquire and after the run, as kSample events for the contract checks. Costs one
+  // round trip per sampled operation outside the measured latencies.
+  bool contract_samples = true;
 };
 
 // Runs `impl` through `scenario`. Never throws; infrastructure errors are counted in stats.

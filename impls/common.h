@@ -21,6 +21,29 @@ inline constexpr const char* kCompareAndPexpireLua =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], "
     "ARGV[2]) else return 0 end";
 
+// Scripts that only the mutant corpus sends (impls/mutants.cc, RedlockOptions); no correct
+// lock uses them. Here so that tests/fake_redis.h can recognize them.
+
+// retry-keeps-partials: SET KEYS[1] ARGV[1] NX PX ARGV[2], or, if KEYS[1] already holds our
+// token ARGV[1], status OK without touching it (its TTL keeps running from the earlier SET).
+// Replies like SET NX: status OK or nil.
+inline constexpr const char* kSetNxOrOursLua =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.status_reply('OK') end "
+    "return redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])";
+
+// ttl-seconds: sets KEYS[1]'s TTL to ARGV[2] whole SECONDS if it still holds our token
+// ARGV[1]. 1 if done, else 0.
+inline constexpr const char* kCompareAndExpireLua =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], "
+    "ARGV[2]) else return 0 end";
+
+// extend-resurrect: if KEYS[1] holds our token ARGV[1] OR is missing, SET it to ARGV[1] PX
+// ARGV[2] (recreating an expired lock) and return 1; else 0.
+inline constexpr const char* kExtendOrRecreateLua =
+    "local v = redis.call('get', KEYS[1]) "
+    "if v == ARGV[1] or v == false then "
+    "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0";
+
 // How long one command may take before its outcome is declared unknown: half the TTL,
 // clamped to [10 ms, 1 s] (a lock whose reply takes longer than its TTL is worthless).
 inline int64_t CommandTimeoutUs(int64_t ttl_ms) {

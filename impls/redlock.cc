@@ -41,6 +41,9 @@
 //
 // Only env.transport and env.clock are used; randomness comes from a mt19937_64 seeded with
 // env.seed, so a deterministic simulator replays the same choices.
+//
+// RedlockOptions (impls/builtin.h) can plant one bug each for the mutant corpus
+// (impls/mutants.cc); NewRedlockLock uses the defaults, which are the algorithm above.
 #include <algorithm>
 #include <map>
 #include <random>
@@ -99,10 +102,11 @@ std::string Summary(const std::vector<Reply>& replies) {
 
 class RedlockLock : public Lock {
  public:
-  explicit RedlockLock(const LockEnv& env)
-      : transport_(env.transport), clock_(env.clock), rng_(env.seed) {
+  RedlockLock(const LockEnv& env, const RedlockOptions& options)
+      : transport_(env.transport), clock_(env.clock), rng_(env.seed), options_(options) {
     for (int i = 0; i < transport_->node_count(); ++i) nodes_.push_back(i);
-    quorum_ = static_cast<int>(nodes_.size()) / 2 + 1;
+    const int n = static_cast<int>(nodes_.size());
+    quorum_ = options_.majority_quorum ? n / 2 + 1 : std::max(1, n / 2);
   }
 
   AcquireResult Acquire(const std::string& key, int64_t ttl_ms, int64_t wait_ms) override {
@@ -112,13 +116,19 @@ class RedlockLock : public Lock {
       return result;
     }
     const int64_t deadline_us = clock_->NowUs() + std::max<int64_t>(wait_ms, 0) * 1000;
+    const std::string kept_token = options_.retry_keeps_partials ? RandomToken(rng_) : "";
     for (;;) {
       ++result.attempts;
       result.lease = Lease{};
-      result.outcome = TryOnce(key, ttl_ms, &result.lease, &result.error);
+      const std::string token = options_.retry_keeps_partials ? kept_token : RandomToken(rng_);
+      result.outcome = TryOnce(key, ttl_ms, token, &result.lease, &result.error);
       if (result.outcome != Outcome::kFail) return result;
       const int64_t left_us = deadline_us - clock_->NowUs();
-      if (left_us <= 0) return result;
+      if (left_us <= 0) {
+        // The partials of every attempt are cleaned up at the end, as node-redlock does.
+        if (options_.retry_keeps_partials) Unlock(key, token, NodeTimeoutUs(ttl_ms));
+        return result;
+      }
       std::uniform_int_distribution<int64_t> delay(kMinRetryDelayUs, RetryDelayCapUs(ttl_ms));
       clock_->SleepUs(std::min(delay(rng_), left_us));
     }
@@ -142,11 +152,11 @@ class RedlockLock : public Lock {
         FanOut({"EVAL", kCompareAndPexpireLua, "1", lease.key, lease.token, std::to_string(ttl_ms)},
                NodeTimeoutUs(ttl_ms));
     const int64_t t1 = clock_->NowUs();
-    const int64_t validity_ms = (ttl_ms * 1000 - (t1 - t0) - DriftUs(ttl_ms)) / 1000;
+    const int64_t validity_ms = (ttl_ms * 1000 - CountedUs(t1 - t0) - Drift(ttl_ms)) / 1000;
     int ones = 0;
     for (const Reply& r : replies) ones += r.is_integer(1) ? 1 : 0;
     if (ones >= quorum_ && t1 < valid_until_us && validity_ms >= 1) {
-      it->second = t0 + ttl_ms * 1000 - DriftUs(ttl_ms);
+      it->second = t0 + ttl_ms * 1000 - Drift(ttl_ms);
       result.outcome = Outcome::kOk;
       result.valid_ms = validity_ms;
       return result;
@@ -191,19 +201,22 @@ class RedlockLock : public Lock {
   }
 
  private:
-  // One attempt. kOk fills *lease; kFail: a majority is definitely not ours; kUnknown: a
-  // quorum of our keys may exist. *why explains a non-kOk outcome.
-  Outcome TryOnce(const std::string& key, int64_t ttl_ms, Lease* lease, std::string* why) {
-    const std::string token = RandomToken(rng_);
+  // One attempt with `token`. kOk fills *lease; kFail: a majority is definitely not ours;
+  // kUnknown: a quorum of our keys may exist. *why explains a non-kOk outcome.
+  Outcome TryOnce(const std::string& key, int64_t ttl_ms, const std::string& token, Lease* lease,
+                  std::string* why) {
     const int64_t t0 = clock_->NowUs();
     // Stop waiting once the outcome is decided: a quorum of OKs, or so many definite refusals
     // that no quorum is possible. The slowest nodes then do not add to the latency; their SET
     // was sent and may apply (release and cleanup go to every node anyway).
     const int n = static_cast<int>(nodes_.size());
     const int quorum = quorum_;
+    const Command set =
+        options_.retry_keeps_partials
+            ? Command{"EVAL", kSetNxOrOursLua, "1", key, token, std::to_string(ttl_ms)}
+            : Command{"SET", key, token, "NX", "PX", std::to_string(ttl_ms)};
     std::vector<Reply> replies = transport_->CallManyUntil(
-        nodes_, {"SET", key, token, "NX", "PX", std::to_string(ttl_ms)}, NodeTimeoutUs(ttl_ms),
-        [n, quorum](const std::vector<const Reply*>& so_far) {
+        nodes_, set, NodeTimeoutUs(ttl_ms), [n, quorum](const std::vector<const Reply*>& so_far) {
           int yes = 0, no = 0;
           for (const Reply* r : so_far) {
             if (r == nullptr) continue;
@@ -216,49 +229,84 @@ class RedlockLock : public Lock {
         });
     replies.resize(nodes_.size(), Reply::IoError("no reply from transport"));
     const int64_t elapsed_us = clock_->NowUs() - t0;
-    const int64_t validity_ms = (ttl_ms * 1000 - elapsed_us - DriftUs(ttl_ms)) / 1000;
+    const int64_t validity_ms = (ttl_ms * 1000 - CountedUs(elapsed_us) - Drift(ttl_ms)) / 1000;
     int oks = 0;
     for (const Reply& r : replies) oks += r.is_ok_status() ? 1 : 0;
     if (oks >= quorum_ && validity_ms >= 1) {
       PruneExpired(t0);
-      valid_until_us_[token] = t0 + ttl_ms * 1000 - DriftUs(ttl_ms);
+      valid_until_us_[token] = t0 + ttl_ms * 1000 - Drift(ttl_ms);
       lease->key = key;
       lease->token = token;
       lease->valid_ms = validity_ms;
       return Outcome::kOk;
     }
-    std::vector<Reply> cleanup = Unlock(key, token, NodeTimeoutUs(ttl_ms));
+    // Name the attempt's token also on kFail: minority keys it may have left behind (ghosts
+    // that the cleanup could not confirm) can then be traced to it.
+    lease->key = key;
+    lease->token = token;
+    const std::string attempt = std::to_string(oks) + "/" + std::to_string(nodes_.size()) +
+                                " OK (quorum " + std::to_string(quorum_) + "), elapsed " +
+                                std::to_string(elapsed_us) + " us, validity " +
+                                std::to_string(validity_ms) + " ms; ";
+    if (options_.retry_keeps_partials) {
+      // No cleanup: the next attempt, with the same token, counts these keys as acquired.
+      int touched = 0;
+      for (const Reply& r : replies) touched += r.is_ok_status() || r.unknown() ? 1 : 0;
+      if (touched < quorum_) {
+        *why = attempt + "keys kept for the next attempt; SET " + Summary(replies);
+        return Outcome::kFail;
+      }
+    }
+    // Nodes that may hold the token: all (the spec), or the mutant's OK-only subset.
+    std::vector<int> suspects;
+    for (int i : nodes_) {
+      if (options_.cleanup_unknown_nodes || replies[i].is_ok_status()) suspects.push_back(i);
+    }
+    std::vector<Reply> cleanup = Unlock(suspects, key, token, NodeTimeoutUs(ttl_ms));
     int maybe_ours = 0;
-    for (size_t i = 0; i < nodes_.size(); ++i) {
+    for (int i : suspects) {
       if (replies[i].is_ok_status()) {
         if (!IsInteger(cleanup[i])) ++maybe_ours;
       } else if (replies[i].unknown()) {
         if (!cleanup[i].is_integer(1)) ++maybe_ours;
       }
     }
-    *why = std::to_string(oks) + "/" + std::to_string(nodes_.size()) + " OK (quorum " +
-           std::to_string(quorum_) + "), elapsed " + std::to_string(elapsed_us) + " us, validity " +
-           std::to_string(validity_ms) + " ms; " + std::to_string(maybe_ours) +
-           " node(s) may still hold the token; SET " + Summary(replies) + ", cleanup " +
-           Summary(cleanup);
-    // Name the attempt's token also on kFail: minority keys it may have left behind (ghosts
-    // that the cleanup could not confirm) can then be traced to it.
-    lease->key = key;
-    lease->token = token;
+    *why = attempt + std::to_string(maybe_ours) + " node(s) may still hold the token; SET " +
+           Summary(replies) + ", cleanup " + Summary(cleanup);
     return maybe_ours >= quorum_ ? Outcome::kUnknown : Outcome::kFail;
   }
 
   std::vector<Reply> Unlock(const std::string& key, const std::string& token, int64_t timeout_us) {
-    return FanOut({"EVAL", kCompareAndDeleteLua, "1", key, token}, timeout_us);
+    return Unlock(nodes_, key, token, timeout_us);
+  }
+  // Compare-and-delete on `targets` only; one reply per node, "not sent" for the others.
+  std::vector<Reply> Unlock(const std::vector<int>& targets, const std::string& key,
+                            const std::string& token, int64_t timeout_us) {
+    return FanOut(targets, {"EVAL", kCompareAndDeleteLua, "1", key, token}, timeout_us);
   }
 
   // `cmd` on every node at once; exactly one reply per node (a transport answering fewer
   // leaves the missing ones unknown).
   std::vector<Reply> FanOut(const Command& cmd, int64_t timeout_us) {
-    std::vector<Reply> replies = transport_->CallMany(nodes_, cmd, timeout_us);
-    replies.resize(nodes_.size(), Reply::IoError("no reply from transport"));
+    return FanOut(nodes_, cmd, timeout_us);
+  }
+  // `cmd` on each node of `targets` (a subset of nodes_) at once; one reply per node of
+  // nodes_, in node order: unknown ("not sent") for nodes outside `targets`.
+  std::vector<Reply> FanOut(const std::vector<int>& targets, const Command& cmd,
+                            int64_t timeout_us) {
+    std::vector<Reply> replies(nodes_.size(), Reply::IoError("not sent"));
+    if (targets.empty()) return replies;
+    std::vector<Reply> got = transport_->CallMany(targets, cmd, timeout_us);
+    got.resize(targets.size(), Reply::IoError("no reply from transport"));
+    for (size_t j = 0; j < targets.size(); ++j) replies[targets[j]] = std::move(got[j]);
     return replies;
   }
+
+  // The part of an operation's elapsed time that its validity accounts for: all of it, or
+  // none (no-elapsed-check).
+  int64_t CountedUs(int64_t elapsed_us) const { return options_.subtract_elapsed ? elapsed_us : 0; }
+  // The clock-drift allowance for a `ttl_ms` lease: DriftUs, or 0 (no-drift).
+  int64_t Drift(int64_t ttl_ms) const { return options_.drift_allowance ? DriftUs(ttl_ms) : 0; }
 
   // Forgets leases whose validity has ended (their extends fail either way), so that leases
   // never released do not accumulate.
@@ -269,6 +317,7 @@ class RedlockLock : public Lock {
   Transport* transport_;
   Clock* clock_;
   std::mt19937_64 rng_;
+  const RedlockOptions options_;
   std::vector<int> nodes_;  // 0..N-1: every fan-out goes to all nodes
   int quorum_ = 1;
   std::map<std::string, int64_t> valid_until_us_;  // token -> end of validity (clock_)
@@ -277,7 +326,10 @@ class RedlockLock : public Lock {
 }  // namespace
 
 std::unique_ptr<Lock> NewRedlockLock(const LockEnv& env) {
-  return std::make_unique<RedlockLock>(env);
+  return NewRedlockLockWith(env, RedlockOptions{});
+}
+std::unique_ptr<Lock> NewRedlockLockWith(const LockEnv& env, const RedlockOptions& options) {
+  return std::make_unique<RedlockLock>(env, options);
 }
 
 }  // namespace lockstorm

@@ -1,89 +1,22 @@
 // Unit tests of the Redlock implementation against a scripted transport and a manual clock.
 #include <gtest/gtest.h>
 
-#include <deque>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "impls/builtin.h"
+#include "tests/fake_transport.h"
 
 namespace lockstorm {
 namespace {
 
-// Time that moves only when told to (SleepUs advances it and is recorded).
-class ManualClock : public Clock {
- public:
-  int64_t NowUs() override { return now_us; }
-  void SleepUs(int64_t duration_us) override {
-    if (duration_us <= 0) return;
-    sleeps_us.push_back(duration_us);
-    now_us += duration_us;
-  }
-  int64_t now_us = 1'000'000'000;
-  std::vector<int64_t> sleeps_us;
-};
-
-struct RecordedCall {
-  bool many = false;  // CallMany (true) or Call (false)
-  std::vector<int> nodes;
-  Command cmd;
-  int64_t timeout_us = 0;
-};
-
-// Answers each CallMany with the next scripted step (one reply per node, in node order) and
-// advances the clock by the step's elapsed time, as a fan-out taking that long would. With no
-// step left it falls back to `fallback` if set, else fails the test. Call() is never expected.
-class FakeTransport : public Transport {
- public:
-  struct Step {
-    std::vector<Reply> replies;
-    int64_t elapsed_us = 0;
-  };
-
-  FakeTransport(int n, ManualClock* clock) : n_(n), clock_(clock) {}
-
-  int node_count() const override { return n_; }
-
-  Reply Call(int node, const Command& cmd, int64_t timeout_us) override {
-    calls.push_back({false, {node}, cmd, timeout_us});
-    ADD_FAILURE() << "sequential Call() used for " << cmd.at(0);
-    return Reply::IoError("unexpected Call");
-  }
-
-  std::vector<Reply> CallMany(const std::vector<int>& nodes, const Command& cmd,
-                              int64_t timeout_us) override {
-    calls.push_back({true, nodes, cmd, timeout_us});
-    if (steps.empty()) {
-      if (fallback) return fallback(cmd);
-      ADD_FAILURE() << "unscripted CallMany: " << cmd.at(0);
-      return std::vector<Reply>(nodes.size(), Reply::IoError("unscripted"));
-    }
-    Step step = std::move(steps.front());
-    steps.pop_front();
-    clock_->now_us += step.elapsed_us;
-    EXPECT_EQ(step.replies.size(), nodes.size());
-    return step.replies;
-  }
-
-  void Script(std::vector<Reply> replies, int64_t elapsed_us = 0) {
-    steps.push_back({std::move(replies), elapsed_us});
-  }
-
-  std::deque<Step> steps;
-  std::function<std::vector<Reply>(const Command&)> fallback;
-  std::vector<RecordedCall> calls;
-
- private:
-  int n_;
-  ManualClock* clock_;
-};
-
-Reply Ok() { return {Reply::Type::kStatus, "OK", 0, {}}; }
-Reply Nil() { return {Reply::Type::kNil, "", 0, {}}; }
-Reply Int(int64_t v) { return {Reply::Type::kInteger, "", v, {}}; }
-Reply Err() { return {Reply::Type::kError, "ERR boom", 0, {}}; }
-Reply Tmo() { return Reply::Timeout("timed out"); }
+using testing::Err;
+using testing::Int;
+using testing::ManualClock;
+using testing::Nil;
+using testing::Ok;
+using testing::RecordedCall;
+using testing::Tmo;
 
 const std::vector<int> kAllFive = {0, 1, 2, 3, 4};
 constexpr int64_t kTtlMs = 1000;
@@ -119,7 +52,7 @@ class RedlockTest : public ::testing::Test {
   }
 
   ManualClock clock_;
-  FakeTransport transport_;
+  testing::ScriptedTransport transport_;
   std::unique_ptr<Lock> lock_;
 };
 

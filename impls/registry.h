@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -26,6 +27,23 @@ struct ImplInfo {
   std::set<std::string> expected_unsafe;  // scenario names where violations are expected
   std::function<std::unique_ptr<Lock>(const LockEnv&)> make;
 };
+
+// A deliberately broken lock of the mutant corpus (impls/mutants.cc): a correct built-in lock
+// with one real-world bug planted, which lockstorm must catch. `lockstorm mutants` runs each
+// through the scenarios it declares and reports the mutation score.
+struct MutantInfo {
+  ImplInfo impl;        // name = the bug ("del-release"); impl.description says what it does
+  std::string base;     // the correct built-in lock it was derived from ("token-lua")
+  std::string pattern;  // the real-world pattern it reproduces, with a citation
+  // Scenario name → what should expose it there: kExpectUnsafe ("unsafe": a safety or
+  // contract violation) or kExpectLiveness ("liveness"). At least one entry.
+  std::map<std::string, std::string> exposed_by;
+};
+
+// Every mutant, in display order.
+const std::vector<MutantInfo>& Mutants();
+// nullptr if unknown.
+const MutantInfo* FindMutant(const std::string& name);
 
 // Every built-in implementation, in display order.
 const std::vector<ImplInfo>& BuiltinImpls();

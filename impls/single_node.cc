@@ -1,5 +1,9 @@
 // The four single-node built-in locks: setnx-expire, set-nx-del, token-lua and watchdog.
 // Each talks to node 0 only, through LockEnv's transport, and reads time only from its clock.
+// SingleNodeLock and TokenLuaLock are declared in impls/single_node.h (the mutants derive
+// from them); the other two and watchdog stay private to this file.
+#include "impls/single_node.h"
+
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -39,69 +43,78 @@ Outcome IntegerOutcome(const Reply& r, std::string* why) {
   return Outcome::kUnknown;
 }
 
-namespace {
+SingleNodeLock::SingleNodeLock(const LockEnv& env) : env_(env), rng_(env.seed) {}
 
-// The shape every single-node lock shares; subclasses provide the commands.
-class SingleNodeLock : public Lock {
- public:
-  explicit SingleNodeLock(const LockEnv& env) : env_(env), rng_(env.seed) {}
-
-  AcquireResult Acquire(const std::string& key, int64_t ttl_ms, int64_t wait_ms) override {
-    return RetryAcquire(env_.clock, rng_, wait_ms, [&](Lease* lease, std::string* why) {
-      const int64_t start_us = env_.clock->NowUs();
-      std::string token = RandomToken(rng_);
-      Outcome o = TryOnce(key, token, ttl_ms, why);
-      lease->key = key;
-      lease->token = token;  // also on kUnknown: what the lock may hold
-      if (o == Outcome::kOk) {
-        lease->valid_ms = ttl_ms - (env_.clock->NowUs() - start_us + 999) / 1000;
-      }
-      return o;
-    });
-  }
-
-  ExtendResult Extend(const Lease& lease, int64_t ttl_ms) override {
-    ExtendResult res;
-    const int64_t start_us = env_.clock->NowUs();
-    Reply r = Call(ExtendCommand(lease, ttl_ms), ttl_ms);
-    res.outcome = IntegerOutcome(r, &res.error);
-    if (res.outcome == Outcome::kOk) {
-      res.valid_ms = ttl_ms - (env_.clock->NowUs() - start_us + 999) / 1000;
+AcquireResult SingleNodeLock::Acquire(const std::string& key, int64_t ttl_ms, int64_t wait_ms) {
+  return RetryAcquire(env_.clock, rng_, wait_ms, [&](Lease* lease, std::string* why) {
+    const int64_t start_us = LeaseClockUs();
+    std::string token = RandomToken(rng_);
+    Outcome o = TryOnce(key, token, ttl_ms, why);
+    lease->key = key;
+    lease->token = token;  // also on kUnknown: what the lock may hold
+    if (o == Outcome::kOk) {
+      lease->valid_ms = ttl_ms - (LeaseClockUs() - start_us + 999) / 1000;
     }
-    return res;
+    return o;
+  });
+}
+
+ExtendResult SingleNodeLock::Extend(const Lease& lease, int64_t ttl_ms) {
+  ExtendResult res;
+  const int64_t start_us = LeaseClockUs();
+  Reply r = Call(ExtendCommand(lease, ttl_ms), ttl_ms);
+  res.outcome = IntegerOutcome(r, &res.error);
+  if (res.outcome == Outcome::kOk) {
+    res.valid_ms = ttl_ms - (LeaseClockUs() - start_us + 999) / 1000;
   }
+  return res;
+}
 
-  ReleaseResult Release(const Lease& lease) override {
-    ReleaseResult res;
-    Reply r = Call(ReleaseCommand(lease), 1000);
-    res.outcome = IntegerOutcome(r, &res.error);
-    return res;
-  }
+ReleaseResult SingleNodeLock::Release(const Lease& lease) {
+  ReleaseResult res;
+  Reply r = Call(ReleaseCommand(lease), 1000);
+  res.outcome = IntegerOutcome(r, &res.error);
+  return res;
+}
 
- protected:
-  // One try: kOk if the lock is now ours.
-  virtual Outcome TryOnce(const std::string& key, const std::string& token, int64_t ttl_ms,
-                          std::string* why) = 0;
-  virtual Command ReleaseCommand(const Lease& lease) = 0;
-  virtual Command ExtendCommand(const Lease& lease, int64_t ttl_ms) = 0;
+Reply SingleNodeLock::Call(const Command& cmd, int64_t ttl_ms) {
+  return env_.transport->Call(0, cmd, CommandTimeoutUs(ttl_ms));
+}
 
-  virtual Reply Call(const Command& cmd, int64_t ttl_ms) {
-    return env_.transport->Call(0, cmd, CommandTimeoutUs(ttl_ms));
-  }
+int64_t SingleNodeLock::LeaseClockUs() { return env_.clock->NowUs(); }
 
-  // SET key token NX PX ttl: OK → kOk, nil → kFail, else kUnknown.
-  Outcome SetNxPx(const std::string& key, const std::string& token, int64_t ttl_ms,
-                  std::string* why) {
-    Reply r = Call({"SET", key, token, "NX", "PX", std::to_string(ttl_ms)}, ttl_ms);
-    if (r.is_ok_status()) return Outcome::kOk;
-    if (r.type == Reply::Type::kNil) return Outcome::kFail;
-    *why = r.ToString();
-    return Outcome::kUnknown;
-  }
+Outcome SingleNodeLock::SetNxPx(const std::string& key, const std::string& token, int64_t ttl_ms,
+                                std::string* why) {
+  return SetNxOutcome(Call({"SET", key, token, "NX", "PX", std::to_string(ttl_ms)}, ttl_ms), why);
+}
 
-  LockEnv env_;
-  std::mt19937_64 rng_;
-};
+Outcome SingleNodeLock::SetNxOutcome(const Reply& r, std::string* why) {
+  if (r.is_ok_status()) return Outcome::kOk;
+  if (r.type == Reply::Type::kNil) return Outcome::kFail;
+  *why = r.ToString();
+  return Outcome::kUnknown;
+}
+
+Command UncheckedDelCommand(const Lease& lease) { return {"DEL", lease.key}; }
+
+Command UncheckedPexpireCommand(const Lease& lease, int64_t ttl_ms) {
+  return {"PEXPIRE", lease.key, std::to_string(ttl_ms)};
+}
+
+Outcome TokenLuaLock::TryOnce(const std::string& key, const std::string& token, int64_t ttl_ms,
+                              std::string* why) {
+  return SetNxPx(key, token, ttl_ms, why);
+}
+
+Command TokenLuaLock::ReleaseCommand(const Lease& lease) {
+  return {"EVAL", kCompareAndDeleteLua, "1", lease.key, lease.token};
+}
+
+Command TokenLuaLock::ExtendCommand(const Lease& lease, int64_t ttl_ms) {
+  return {"EVAL", kCompareAndPexpireLua, "1", lease.key, lease.token, std::to_string(ttl_ms)};
+}
+
+namespace {
 
 // SETNX then PEXPIRE: two commands, so a client dying between them leaves a key with no TTL.
 class SetnxExpireLock : public SingleNodeLock {
@@ -128,9 +141,9 @@ class SetnxExpireLock : public SingleNodeLock {
     }
     return Outcome::kOk;
   }
-  Command ReleaseCommand(const Lease& lease) override { return {"DEL", lease.key}; }
+  Command ReleaseCommand(const Lease& lease) override { return UncheckedDelCommand(lease); }
   Command ExtendCommand(const Lease& lease, int64_t ttl_ms) override {
-    return {"PEXPIRE", lease.key, std::to_string(ttl_ms)};
+    return UncheckedPexpireCommand(lease, ttl_ms);
   }
 };
 
@@ -144,36 +157,20 @@ class SetNxDelLock : public SingleNodeLock {
                   std::string* why) override {
     return SetNxPx(key, token, ttl_ms, why);
   }
-  Command ReleaseCommand(const Lease& lease) override { return {"DEL", lease.key}; }
+  Command ReleaseCommand(const Lease& lease) override { return UncheckedDelCommand(lease); }
   Command ExtendCommand(const Lease& lease, int64_t ttl_ms) override {
-    return {"PEXPIRE", lease.key, std::to_string(ttl_ms)};
-  }
-};
-
-// Random token, SET NX PX, Lua compare-and-delete release, Lua compare-and-pexpire extend.
-class TokenLuaLock : public SingleNodeLock {
- public:
-  using SingleNodeLock::SingleNodeLock;
-
- protected:
-  Outcome TryOnce(const std::string& key, const std::string& token, int64_t ttl_ms,
-                  std::string* why) override {
-    return SetNxPx(key, token, ttl_ms, why);
-  }
-  Command ReleaseCommand(const Lease& lease) override {
-    return {"EVAL", kCompareAndDeleteLua, "1", lease.key, lease.token};
-  }
-  Command ExtendCommand(const Lease& lease, int64_t ttl_ms) override {
-    return {"EVAL", kCompareAndPexpireLua, "1", lease.key, lease.token, std::to_string(ttl_ms)};
+    return UncheckedPexpireCommand(lease, ttl_ms);
   }
 };
 
 // token-lua plus a renewal loop (Redisson's watchdog): while a lease is held, a background
 // thread extends it to the full TTL every ttl/3; release (or Crash) stops the loop first.
 // The transport is shared between the client and the renewal thread under mu_.
+// options_.renew_once (the silent-watchdog-death mutant) ends the loop after its first renewal.
 class WatchdogLock : public TokenLuaLock {
  public:
-  using TokenLuaLock::TokenLuaLock;
+  WatchdogLock(const LockEnv& env, const WatchdogOptions& options)
+      : TokenLuaLock(env), options_(options) {}
   ~WatchdogLock() override { StopRenewal(); }
 
   AcquireResult Acquire(const std::string& key, int64_t ttl_ms, int64_t wait_ms) override {
@@ -215,6 +212,7 @@ class WatchdogLock : public TokenLuaLock {
           env_.observer->OnBackgroundExtend(lease, r, env_.clock->NowUs() - start_us);
         }
         if (r.outcome == Outcome::kFail) return;  // lost the lock: nothing more to renew
+        if (options_.renew_once) return;          // the mutant's one-shot timer: tells no one
       }
     });
   }
@@ -223,6 +221,7 @@ class WatchdogLock : public TokenLuaLock {
     if (renewer_.joinable()) renewer_.join();
   }
 
+  const WatchdogOptions options_;
   std::mutex mu_;
   std::atomic<bool> stop_{true};
   std::atomic<bool> frozen_{false};
@@ -241,7 +240,10 @@ std::unique_ptr<Lock> NewTokenLuaLock(const LockEnv& env) {
   return std::make_unique<TokenLuaLock>(env);
 }
 std::unique_ptr<Lock> NewWatchdogLock(const LockEnv& env) {
-  return std::make_unique<WatchdogLock>(env);
+  return NewWatchdogLockWith(env, WatchdogOptions{});
+}
+std::unique_ptr<Lock> NewWatchdogLockWith(const LockEnv& env, const WatchdogOptions& options) {
+  return std::make_unique<WatchdogLock>(env, options);
 }
 
 }  // namespace lockstorm

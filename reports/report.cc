@@ -1,6 +1,7 @@
 #include "reports/report.h"
 
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 namespace lockstorm {
@@ -137,16 +138,20 @@ std::string ConsoleTable(const RunReport& report) {
 std::string ConsoleViolations(const RunReport& report, size_t per_row) {
   std::ostringstream out;
   for (const ResultRow& r : report.rows) {
-    for (size_t i = 0; i < r.check.violations.size() && i < per_row; ++i) {
-      const Violation& v = r.check.violations[i];
-      out << r.impl << "/" << r.scenario << ": " << v.kind << " on " << v.key << ": client c"
-          << v.client_a << " (op " << v.op_a << ") and c" << v.client_b << " (op " << v.op_b
-          << ") both held it for " << v.overlap_us << " us from t=" << v.start_us << " us\n";
-    }
-    for (size_t i = 0; i < r.check.liveness.violations.size() && i < per_row; ++i) {
-      const Violation& v = r.check.liveness.violations[i];
-      out << r.impl << "/" << r.scenario << ": " << v.kind << " on " << v.key << ": " << v.detail
-          << "\n";
+    // The first `per_row` of each kind (the lists are sorted by kind).
+    for (const auto* list : {&r.check.violations, &r.check.liveness.violations}) {
+      std::map<std::string, size_t> shown;
+      for (const Violation& v : *list) {
+        if (shown[v.kind]++ >= per_row) continue;
+        out << r.impl << "/" << r.scenario << ": " << v.kind << " on " << v.key << ": ";
+        if (v.kind == "overlap") {
+          out << "client c" << v.client_a << " (op " << v.op_a << ") and c" << v.client_b << " (op "
+              << v.op_b << ") both held it for " << v.overlap_us << " us from t=" << v.start_us
+              << " us\n";
+        } else {
+          out << v.detail << "\n";
+        }
+      }
     }
     if (!r.ghosts.is_null() && r.ghosts.value("count", 0) > 0) {
       out << r.impl << "/" << r.scenario << ": " << r.ghosts.value("count", 0)

@@ -30,7 +30,10 @@ struct Workload {
   int64_t ttl_ms = 500;
   int64_t wait_ms = 1000;  // acquire retry budget
   std::vector<HoldBand> holds = {{0.95, 0.0, 0.02}, {0.03, 0.1, 0.3}, {0.02, 0.9, 1.5}};
-  bool extend = false;      // extend when a long hold would outlive the lease
+  bool extend = false;  // extend when a long hold would outlive the lease
+  // With extend: the fraction of such holds whose first extend comes late, after the lease's
+  // validity ended (a renewal delayed by a pause). A correct lock must refuse it.
+  double late_extend_frac = 0;
   bool check_lease = true;  // honest client: stops using the lock when validity ends
 
   bool operator==(const Workload&) const = default;
@@ -50,12 +53,12 @@ struct NemesisEvent {
   // partition only: client group i reaches the nodes in groups[i] (a split); empty = the
   // `nodes` are cut off from the `clients`.
   std::vector<std::vector<int>> groups{};
-  int64_t latency_ms = 0;   // latency: added delay per message
-  int64_t jitter_ms = 0;    // latency: uniform extra delay in [0, jitter_ms]
-  int64_t delta_ms = 0;     // clock-jump, client-clock-jump: signed jump
-  double rate = 1.0;        // clock-rate, client-clock-rate: clock speed (1 = real time)
+  int64_t latency_ms = 0;     // latency: added delay per message
+  int64_t jitter_ms = 0;      // latency: uniform extra delay in [0, jitter_ms]
+  int64_t delta_ms = 0;       // clock-jump, client-clock-jump, client-wall-clock-jump: signed jump
+  double rate = 1.0;          // clock-rate, client-clock-rate: clock speed (1 = real time)
   std::string persistence{};  // restart-node: PersistenceName() value; "" = topology's
-  int64_t delay_ms = 0;     // restart-node: the node is down this long, then restarts
+  int64_t delay_ms = 0;       // restart-node: the node is down this long, then restarts
 
   bool operator==(const NemesisEvent&) const = default;
 };

@@ -56,6 +56,7 @@ constexpr FaultSpec kFaultSpecs[] = {
     {"clock-rate",          true,  false,  false, false,  false, true,  false},
     {"client-clock-jump",   false, true,   false, false,  true,  false, false},
     {"client-clock-rate",   false, true,   false, false,  false, true,  false},
+    {"client-wall-clock-jump", false, true, false, false, true,  false, false},
     {"failover",            true,  false,  false, false,  false, false, false},
     {"cut-replication",     true,  false,  false, false,  false, false, false},
 };
@@ -333,9 +334,9 @@ class Parser {
 
   Status ReadWorkload(const json& w, Workload* out) {
     const std::string path = "$.workload";
-    LOCKSTORM_RETURN_IF_ERROR(CheckObject(
-        w, path,
-        {"clients", "keys", "duration_ms", "ttl_ms", "wait_ms", "holds", "extend", "check_lease"}));
+    LOCKSTORM_RETURN_IF_ERROR(CheckObject(w, path,
+                                          {"clients", "keys", "duration_ms", "ttl_ms", "wait_ms",
+                                           "holds", "extend", "late_extend_frac", "check_lease"}));
     LOCKSTORM_RETURN_IF_ERROR(ReadInt(w, path, "clients", kClientsRange, &out->clients));
     LOCKSTORM_RETURN_IF_ERROR(ReadInt(w, path, "keys", kKeysRange, &out->keys));
     LOCKSTORM_RETURN_IF_ERROR(
@@ -366,6 +367,8 @@ class Parser {
       }
     }
     LOCKSTORM_RETURN_IF_ERROR(ReadBool(w, path, "extend", &out->extend));
+    LOCKSTORM_RETURN_IF_ERROR(
+        ReadNumber(w, path, "late_extend_frac", 0, false, 1.0, &out->late_extend_frac));
     LOCKSTORM_RETURN_IF_ERROR(ReadBool(w, path, "check_lease", &out->check_lease));
     return Status::Ok();
   }
@@ -753,6 +756,7 @@ std::string ScenarioToJson(const Scenario& s) {
         {"wait_ms", w.wait_ms},
         {"holds", holds},
         {"extend", w.extend},
+        {"late_extend_frac", w.late_extend_frac},
         {"check_lease", w.check_lease}}},
       {"nemesis", nemesis},
       {"expectations", expectations},

@@ -148,7 +148,8 @@ const std::string kTopKeys =
 const std::string kFaults =
     "pause-holder, crash-client, crash-mid-acquire, kill-node, restart-node, pause-node, partition, "
     "one-way-replies, drop-requests, latency, reset-connections, refuse-connections, "
-    "clock-jump, clock-rate, client-clock-jump, client-clock-rate, failover, cut-replication";
+    "clock-jump, clock-rate, client-clock-jump, client-clock-rate, client-wall-clock-jump, failover, "
+    "cut-replication";
 
 TEST(ScenarioFileTest, EveryValidationErrorNamesThePathAndTheExpectation) {
   const std::vector<ErrorCase> cases = {
@@ -183,7 +184,7 @@ TEST(ScenarioFileTest, EveryValidationErrorNamesThePathAndTheExpectation) {
       {R"({"name": "x", "workload": []})", "t.json: $.workload: expected an object, got []"},
       {WithWorkload(R"("ttl": 5)"),
        "t.json: $.workload.ttl: unknown key (expected one of clients, keys, duration_ms, ttl_ms, "
-       "wait_ms, holds, extend, check_lease)"},
+       "wait_ms, holds, extend, late_extend_frac, check_lease)"},
       {WithWorkload(R"("clients": 0)"),
        "t.json: $.workload.clients: expected an integer in 1..10000, got 0"},
       {WithWorkload(R"("clients": 10001)"),
@@ -293,7 +294,8 @@ TEST(ScenarioFileTest, EveryValidationErrorNamesThePathAndTheExpectation) {
       {WithNemesis(R"({"fault": "kill-node", "clients": [0]})"),
        "t.json: $.nemesis[0].clients: not used by fault 'kill-node' (used by: pause-holder, "
        "crash-client, crash-mid-acquire, partition, one-way-replies, drop-requests, latency, reset-connections, "
-       "refuse-connections, client-clock-jump, client-clock-rate)"},
+       "refuse-connections, client-clock-jump, client-clock-rate, "
+       "client-wall-clock-jump)"},
       {WithNemesis(R"({"fault": "crash-client", "nodes": [0]})"),
        "t.json: $.nemesis[0].nodes: not used by fault 'crash-client' (used by: kill-node, "
        "restart-node, pause-node, partition, one-way-replies, drop-requests, latency, "
@@ -414,7 +416,7 @@ TEST(ScenarioFileTest, ValidateCatchesOverridesThatBreakTheTimeline) {
 TEST(ScenarioFileTest, KnownFaultsAreTheDocumentedSet) {
   std::vector<std::string> names;
   for (const char* const* f = KnownFaults(); *f; ++f) names.push_back(*f);
-  EXPECT_EQ(names.size(), 18u);
+  EXPECT_EQ(names.size(), 19u);
   std::string joined;
   for (const std::string& n : names) joined += (joined.empty() ? "" : ", ") + n;
   EXPECT_EQ(joined, kFaults);

@@ -26,6 +26,15 @@ std::map<std::string, std::string> kRedlockUnsafe() {
 }
 
 // Short holds, 8 clients, 5.5 s: the client-crash scenarios.
+// setnx-expire and set-nx-del extend with a plain PEXPIRE: a late extend prolongs whoever
+// holds the key now.
+std::map<std::string, std::string> kPexpireExtendUnsafe() {
+  auto m = kAll(kExpectSafe);
+  m["setnx-expire"] = kExpectUnsafe;
+  m["set-nx-del"] = kExpectUnsafe;
+  return m;
+}
+
 Workload kCrashWorkload() {
   return {.clients = 8,
           .duration_ms = 5500,
@@ -57,6 +66,16 @@ std::vector<NemesisEvent> kSplitMajorityRestarts() {
   return v;
 }
 
+// A wall clock stepped back again and again (an NTP daemon fighting a VM host): every client's
+// wall clock steps back one second every 10 ms for `duration_ms`. Monotonic clocks are
+// untouched.
+std::vector<NemesisEvent> kWallClockSteps(int64_t duration_ms) {
+  std::vector<NemesisEvent> v;
+  for (int64_t at_ms = 10, i = 0; at_ms < duration_ms && i < 10000; at_ms += 10, ++i)
+    v.push_back({.fault = "client-wall-clock-jump", .at_ms = at_ms, .delta_ms = -1000});
+  return v;
+}
+
 }  // namespace
 
 const std::vector<Scenario>& BuiltinScenarios() {
@@ -80,6 +99,23 @@ const std::vector<Scenario>& BuiltinScenarios() {
                        .wait_ms = 400,
                        .holds = {{0.9, 0.0, 0.05}, {0.1, 1.2, 2.0}},
                        .check_lease = false},
+      },
+      {
+          .name = "lease-edge",
+          .description =
+              "holders work 1.2-2x the TTL (1.5 s: not whole seconds) and extend as they go; "
+              "half of them extend late, after the lease ran out (a renewal delayed by a "
+              "pause), which a correct lock must refuse. Samples check every reported "
+              "validity against the key's real PTTL",
+          .workload = {.clients = 8,
+                       .keys = 8,
+                       .duration_ms = 6000,
+                       .ttl_ms = 1500,
+                       .wait_ms = 1500,
+                       .holds = {{0.4, 0.0, 0.05}, {0.6, 1.2, 2.0}},
+                       .extend = true,
+                       .late_extend_frac = 0.5},
+          .expectations = kPexpireExtendUnsafe(),
       },
       {
           .name = "holder-pause",
@@ -152,6 +188,22 @@ const std::vector<Scenario>& BuiltinScenarios() {
               "them at once; a single-node lock's ghost blocks everyone until its TTL",
           .nodes = 5,
           .workload = {.clients = 8, .duration_ms = 5000, .holds = {{1.0, 0.0, 0.05}}},
+          .nemesis = {{.fault = "one-way-replies",
+                       .at_ms = 1000,
+                       .duration_ms = 3000,
+                       .nodes = {0, 1, 2},
+                       .clients = {0, 1, 2, 3}}},
+          .expectations = kSetnxExpireLiveness(),
+      },
+      {
+          .name = "lost-replies-try-once",
+          .description =
+              "as one-way-replies, but every acquire is a single try (a cron job's try-lock: "
+              "wait 0): an attempt whose SETs applied unseen must say unknown, or delete them; "
+              "the harness samples the nodes right after each failed acquire",
+          .nodes = 5,
+          .workload =
+              {.clients = 8, .duration_ms = 5000, .wait_ms = 0, .holds = {{1.0, 0.0, 0.05}}},
           .nemesis = {{.fault = "one-way-replies",
                        .at_ms = 1000,
                        .duration_ms = 3000,
@@ -253,6 +305,34 @@ const std::vector<Scenario>& BuiltinScenarios() {
                        .nodes = {2},
                        .rate = 3.0}},
           .expectations = kRedlockUnsafe(),
+      },
+      {
+          .name = "clock-drift-small",
+          .description = "nodes 1-4 run their clocks 0.8% fast for 10 s: their keys expire 16 ms "
+                         "early for a 2 s TTL, inside Redlock's 1% + 2 ms drift allowance, so a "
+                         "correct Redlock stays safe (and single-node locks, on node 0, are "
+                         "untouched); a Redlock without the allowance overlaps",
+          .nodes = 5,
+          .workload = {.clients = 8,
+                       .duration_ms = 10000,
+                       .ttl_ms = 2000,
+                       .wait_ms = 2000,
+                       .holds = {{1.0, 1.0, 1.3}}},
+          .nemesis = {{.fault = "clock-rate",
+                       .at_ms = 0,
+                       .duration_ms = 10000,
+                       .nodes = {1, 2, 3, 4},
+                       .rate = 1.008}},
+          .expectations = kAll(kExpectSafe),
+      },
+      {
+          .name = "wall-clock-steps",
+          .description = "every client's wall clock steps back 1 s every 10 ms (an NTP daemon "
+                         "fighting a VM host); monotonic clocks are untouched, so a lock that "
+                         "measures its lease on them stays safe",
+          .workload = {.clients = 8, .duration_ms = 4000, .holds = {{1.0, 0.0, 0.05}}},
+          .nemesis = kWallClockSteps(4000),
+          .expectations = kAll(kExpectSafe),
       },
   };
   return *table;
