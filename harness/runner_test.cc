@@ -155,7 +155,10 @@ TEST(RunnerTest, ClientFaultsArePausesAndCrashesRecordedInTheHistory) {
 
 TEST(RunnerTest, CrashMidAcquireLeavesSetnxExpireKeyWithoutTtl) {
   HistoryWriter history;
-  Scenario s = Small(50);
+  // No hold overruns its TTL: an overrunning setnx-expire holder's DEL would delete the
+  // crashed client's key (it was free when the crasher's SETNX ran) and let the probes pass.
+  Scenario s = Small(200);
+  s.workload.holds = {{1.0, 0.0, 0.05}};
   PostingSchedule sched({ClientFaultRequest{ClientFault::kCrashMidAcquire, {}, 0, 0, "m"}});
   RunStats st = RunFake("setnx-expire", s, &history, &sched);
   EXPECT_EQ(st.crashes, 1);
