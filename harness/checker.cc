@@ -511,10 +511,13 @@ class Engine {
       if (e.outcome != static_cast<uint8_t>(Outcome::kFail))
         bound_us = std::max(bound_us, AddSat(e.complete_us(), MsToUs(e.ttl_ms)));
     }
-    for (const Lease& l : leases_) {
-      if (!l.ok || l.release < 0) continue;
+    // Every release naming an ok lease (a client may release more than once).
+    for (const Rec& rel : recs_) {
+      if (rel.type != static_cast<uint8_t>(OpType::kRelease) || rel.lease_op < 0) continue;
+      const Lease* lp = LeaseOf(rel);
+      if (lp == nullptr || !lp->ok) continue;
+      const Lease& l = *lp;
       const Rec& a = AcqOf(l);
-      const Rec& rel = recs_[static_cast<size_t>(l.release)];
       const PairState& ps = pairs_[static_cast<size_t>(h_.slot_pair(a.slot))];
       const Outcome outcome = static_cast<Outcome>(rel.outcome);
       if (outcome == Outcome::kOk && !ps.server_clock_fault &&
@@ -530,9 +533,9 @@ class Engine {
                             : std::string("it deleted a key it no longer owned"));
             });
       }
-      if (outcome == Outcome::kFail && l.extend_failed_us == kNever &&
-          rel.invoke_us < l.deadline_us - kExpiryToleranceUs && !ps.server_clock_fault &&
-          !FaultDuring(ps, a.invoke_us, rel.complete_us())) {
+      if (outcome == Outcome::kFail && &rel == &recs_[static_cast<size_t>(l.release)] &&
+          l.extend_failed_us == kNever && rel.invoke_us < l.deadline_us - kExpiryToleranceUs &&
+          !ps.server_clock_fault && !FaultDuring(ps, a.invoke_us, rel.complete_us())) {
         Add(rel, 11, rel.client, a.op_id, -1, rel.op_id, rel.invoke_us,
             l.deadline_us - rel.invoke_us, [&] {
               return "release " + Op(rel.op_id) + " of " + Who(a) + " ended fail " +
@@ -844,6 +847,7 @@ class Engine {
           kept.push_back(std::move(v));
         }
       }
+      r.start_us = ps.history_start_us;
       if (ps.first_violation_us != kNever)
         r.first_violation_ms =
             std::max<int64_t>(0, (ps.first_violation_us - ps.history_start_us) / 1000);
@@ -1021,6 +1025,11 @@ std::map<PairKey, CheckResult> CheckMutualExclusion(const std::vector<Event>& ev
   auto results = CheckHistory(events);
   for (auto& [p, r] : results) {
     r.liveness = LivenessResult{};
+    r.first_violation_ms = -1;  // recomputed from the safety violations kept
+    for (const Violation& v : r.violations) {
+      const int64_t ms = std::max<int64_t>(0, (v.start_us - r.start_us) / 1000);
+      if (r.first_violation_ms < 0 || ms < r.first_violation_ms) r.first_violation_ms = ms;
+    }
     for (auto it = r.violations_by_kind.begin(); it != r.violations_by_kind.end();)
       it = IsLivenessKind(it->first) ? r.violations_by_kind.erase(it) : std::next(it);
   }

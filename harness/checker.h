@@ -147,6 +147,7 @@ struct CheckResult {
   // Time to detection: from the pair's first event to its earliest violation (any kind);
   // -1 if none.
   int64_t first_violation_ms = -1;
+  int64_t start_us = 0;                               // the pair's first event (history clock)
   std::map<std::string, int64_t> violations_by_kind;  // safety and liveness kinds, all counted
   LivenessResult liveness;
 };

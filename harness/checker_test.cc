@@ -1704,3 +1704,37 @@ RC_GTEST_PROP(CompactHistoryProp, CheckSurvivesTheJsonRoundTrip, ()) {
 
 }  // namespace
 }  // namespace lockstorm
+
+namespace lockstorm {
+namespace {
+
+// Every release naming a lease is judged, not only the first one.
+TEST(CheckerTest, ASecondReleaseAfterExpiryIsForeignToo) {
+  HistoryBuilder h;
+  int64_t a = h.Acquire(0, "k", 0, 1000, 10);  // ttl 10 ms: expired by 11000
+  h.Release(a, 0, "k", 2000, 2100, Outcome::kUnknown);
+  int64_t b = h.Acquire(1, "k", 12000, 13000, 10);
+  int64_t r2 = h.Release(a, 0, "k", 14000, 14100);  // ok, 3 ms after the expiry
+  h.Release(b, 1, "k", 15000, 15100);
+  CheckResult r = h.CheckAll();
+  ASSERT_EQ(r.violations_by_kind.count("foreign-release"), 1u);
+  const Violation& v = r.violations[0];
+  EXPECT_EQ(v.kind, "foreign-release");
+  EXPECT_EQ(v.op_a, a);
+  EXPECT_EQ(v.op_b, b);  // the lease it deleted
+  EXPECT_NE(v.detail.find("op " + std::to_string(r2)), std::string::npos) << v.detail;
+}
+
+// CheckMutualExclusion's time to detection counts safety violations only.
+TEST(CheckerTest, MutualExclusionOnlyTimesSafetyViolations) {
+  HistoryBuilder h;
+  int64_t a = h.Acquire(0, "k", 0, 1000, 100);
+  h.Release(a, 0, "k", 5000, 6000, Outcome::kFail);  // release-lost: liveness
+  EXPECT_EQ(h.CheckAll().first_violation_ms, 5);
+  CheckResult r = h.Check();
+  EXPECT_EQ(r.violation_count, 0);
+  EXPECT_EQ(r.first_violation_ms, -1);
+}
+
+}  // namespace
+}  // namespace lockstorm
