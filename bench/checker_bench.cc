@@ -84,6 +84,7 @@ class Generator {
         const int other = (client + 1 + w) % kClients;
         Event f = Base(OpType::kAcquire, other, key, t + 20, now);
         f.token = token + "w" + std::to_string(w);
+        f.outcome = Outcome::kFail;
         f.ttl_ms = 500;
         f.attempts = 3;
         const int64_t f_op = Add(f);

@@ -130,6 +130,21 @@ std::vector<int32_t> GroupBySlot(size_t n_items, size_t n_slots, SlotOf slot_of,
   return order;
 }
 
+// Sorts `items` by key(item) (ties: by position), through a packed (key, item) array so the
+// comparisons never chase pointers; skips the sort when already in order (events are recorded
+// at completion, so most orders the checks want are nearly the history's own).
+template <typename T, typename KeyOf>
+void SortByKey(std::vector<T>* items, KeyOf key_of) {
+  std::vector<std::pair<int64_t, uint32_t>> keyed(items->size());
+  for (size_t i = 0; i < items->size(); ++i)
+    keyed[i] = {key_of((*items)[i]), static_cast<uint32_t>(i)};
+  if (std::is_sorted(keyed.begin(), keyed.end())) return;
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<T> sorted(items->size());
+  for (size_t i = 0; i < keyed.size(); ++i) sorted[i] = (*items)[keyed[i].second];
+  items->swap(sorted);
+}
+
 struct PairState {
   CheckResult r;
   int64_t history_start_us = kNever;  // every event
@@ -455,10 +470,8 @@ class Engine {
       for (size_t i = begin[s]; i < begin[s + 1]; ++i)
         by_invoke.push_back(&recs_[static_cast<size_t>(writes_[static_cast<size_t>(order[i])])]);
       by_complete = by_invoke;
-      std::sort(by_invoke.begin(), by_invoke.end(),
-                [](const Rec* a, const Rec* b) { return a->invoke_us < b->invoke_us; });
-      std::sort(by_complete.begin(), by_complete.end(),
-                [](const Rec* a, const Rec* b) { return a->complete_us() < b->complete_us(); });
+      SortByKey(&by_invoke, [](const Rec* a) { return a->invoke_us; });
+      SortByKey(&by_complete, [](const Rec* a) { return a->complete_us(); });
       size_t done = 0;
       const Rec* highest = nullptr;
       for (const Rec* w : by_invoke) {
@@ -580,11 +593,7 @@ class Engine {
         if (s.node >= 0 && s.node < 64) ps.lock_nodes |= uint64_t{1} << s.node;
       }
     }
-    std::sort(samples_.begin(), samples_.end(), [&](int32_t x, int32_t y) {
-      const Rec& a = recs_[static_cast<size_t>(x)];
-      const Rec& b = recs_[static_cast<size_t>(y)];
-      return a.lease_op != b.lease_op ? a.lease_op < b.lease_op : x < y;
-    });
+    SortByKey(&samples_, [&](int32_t x) { return recs_[static_cast<size_t>(x)].lease_op; });
     std::vector<int32_t> no_ttl_slots;  // slots already reported (one no-ttl per key)
     auto report_no_ttl = [&](const Rec& s, const Rec* op) {
       if (std::find(no_ttl_slots.begin(), no_ttl_slots.end(), s.slot) != no_ttl_slots.end()) return;
@@ -772,6 +781,7 @@ class Engine {
   }
 
   void Recovery() {
+    if (crash_recs_.empty()) return;
     // Per slot, ok acquires by completion.
     std::vector<size_t> begin;
     std::vector<int32_t> ok_acq;
@@ -780,12 +790,14 @@ class Engine {
     std::vector<int32_t> order = GroupBySlot(
         ok_acq.size(), h_.slot_count(),
         [&](size_t i) { return recs_[static_cast<size_t>(ok_acq[i])].slot; }, &begin);
-    for (size_t s = 0; s < h_.slot_count(); ++s)
-      std::sort(order.begin() + static_cast<ptrdiff_t>(begin[s]),
-                order.begin() + static_cast<ptrdiff_t>(begin[s + 1]), [&](int32_t x, int32_t y) {
-                  return recs_[static_cast<size_t>(ok_acq[static_cast<size_t>(x)])].complete_us() <
-                         recs_[static_cast<size_t>(ok_acq[static_cast<size_t>(y)])].complete_us();
-                });
+    for (size_t s = 0; s < h_.slot_count(); ++s) {
+      std::vector<int32_t> part(order.begin() + static_cast<ptrdiff_t>(begin[s]),
+                                order.begin() + static_cast<ptrdiff_t>(begin[s + 1]));
+      SortByKey(&part, [&](int32_t x) {
+        return recs_[static_cast<size_t>(ok_acq[static_cast<size_t>(x)])].complete_us();
+      });
+      std::copy(part.begin(), part.end(), order.begin() + static_cast<ptrdiff_t>(begin[s]));
+    }
     for (int32_t ci : crash_recs_) {
       const Rec& c = recs_[static_cast<size_t>(ci)];
       PairState& ps = PairOf(c);
