@@ -84,7 +84,8 @@ struct Lease {
   int64_t expiry_ub_us = 0;  // every copy of the key has expired by then
   int64_t end_us = 0;
   EndReason reason = EndReason::kDeadline;
-  bool ok = false;  // ok acquire (else unknown: no lease in the client's mind)
+  bool ok = false;      // ok acquire (else unknown: no lease in the client's mind)
+  bool no_ttl = false;  // a sample right after it showed its key with no TTL: never expires
 };
 
 // op id -> value. Op ids are normally dense from 1 (HistoryWriter), so a flat vector serves;
@@ -491,6 +492,15 @@ class Engine {
 
   // extend-after-expiry, foreign-release, release-lost.
   void ExpiryContracts() {
+    // A lease whose key was seen with no TTL never expired: the expiry checks do not apply
+    // (the no-ttl check reports it).
+    for (int32_t i : samples_) {
+      const Rec& s = recs_[static_cast<size_t>(i)];
+      if (s.value != -1 || s.sample != 0 || s.lease_op < 0) continue;
+      const int32_t v = ops_.Get(s.lease_op);
+      if (v >= 0 && AcqOf(leases_[static_cast<size_t>(v)]).token == s.token)
+        leases_[static_cast<size_t>(v)].no_ttl = true;
+    }
     // Extends in (lease, invoke) order, so that each sees the expiry bound before it.
     std::vector<std::pair<int32_t, int32_t>> ext;  // (lease, rec)
     for (int32_t i : extends_) {
@@ -512,7 +522,7 @@ class Engine {
       const Rec& e = recs_[static_cast<size_t>(ri)];
       if (li != cur) cur = li, bound_us = AddSat(a.complete_us(), MsToUs(a.ttl_ms));
       const PairState& ps = pairs_[static_cast<size_t>(h_.slot_pair(a.slot))];
-      if (e.outcome == static_cast<uint8_t>(Outcome::kOk) && !ps.server_clock_fault &&
+      if (e.outcome == static_cast<uint8_t>(Outcome::kOk) && !ps.server_clock_fault && !l.no_ttl &&
           e.invoke_us > AddSat(bound_us, kExpiryToleranceUs)) {
         const int64_t late_us = e.invoke_us - bound_us;
         Add(e, 4, e.client, a.op_id, -1, e.op_id, e.invoke_us, late_us, [&] {
@@ -533,7 +543,7 @@ class Engine {
       const Rec& a = AcqOf(l);
       const PairState& ps = pairs_[static_cast<size_t>(h_.slot_pair(a.slot))];
       const Outcome outcome = static_cast<Outcome>(rel.outcome);
-      if (outcome == Outcome::kOk && !ps.server_clock_fault &&
+      if (outcome == Outcome::kOk && !ps.server_clock_fault && !l.no_ttl &&
           rel.invoke_us > AddSat(l.expiry_ub_us, kExpiryToleranceUs)) {
         const Lease* other = LiveLeaseAt(a.slot, a.client, rel.invoke_us, rel.complete_us());
         const int64_t late_us = rel.invoke_us - l.expiry_ub_us;

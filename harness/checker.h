@@ -51,7 +51,8 @@
 //     deleted a key it no longer owned (the evidence names the lease that was live then).
 //   failed-acquire-holds — contract: an acquire ended fail (definitely not acquired), yet the
 //     samples right after it (after-fail) found its token on a quorum of nodes.
-//   (Both expiry checks are skipped in a pair where a server clock was faulted.)
+//   (Both expiry checks are skipped in a pair where a server clock was faulted, and for a
+//   lease whose after-acquire sample showed its key with no TTL: that is a no-ttl violation.)
 // LIVENESS checks (CheckResult::liveness; any one makes the liveness verdict kInvalid):
 //   liveness — a probe of the liveness phase (one per client, after every fault healed, wait
 //     = the scenario's liveness bound) ended fail or unknown.

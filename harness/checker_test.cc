@@ -1738,3 +1738,20 @@ TEST(CheckerTest, MutualExclusionOnlyTimesSafetyViolations) {
 
 }  // namespace
 }  // namespace lockstorm
+
+namespace lockstorm {
+namespace {
+
+// A key seen with no TTL never expired: its late release is no foreign-release; no-ttl says it.
+TEST(CheckerTest, ALeaseWithoutTtlIsNotJudgedByItsTtl) {
+  HistoryBuilder h;
+  int64_t a = h.Acquire(0, "k", 0, 1000, 10);
+  h.Sample("k", a, 0, h.Token(a), -1, kSampleAfterAcquire, 1000, 1100);
+  h.Release(a, 0, "k", 30000, 30100);  // ok, long after the 10 ms TTL: the key was still there
+  CheckResult r = h.CheckAll();
+  EXPECT_EQ(r.violations_by_kind.count("foreign-release"), 0u);
+  EXPECT_EQ(r.violations_by_kind.at("no-ttl"), 1);
+}
+
+}  // namespace
+}  // namespace lockstorm
