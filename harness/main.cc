@@ -96,6 +96,10 @@ int main(int argc, char** argv) {
       ->envname("LOCKSTORM_PIN");
   run->add_flag("--extend", ro.extend, "Clients extend their lease when a hold would outlive it");
   run->add_flag("--quiet", ro.quiet, "Print only the summary table");
+  bool no_samples = false;
+  run->add_flag("--no-samples", no_samples,
+                "Do not read lock keys back (GET+PTTL) after acquires: turns off the contract "
+                "checks (docs/checkers.md) and saves a round trip per operation");
 
   CLI::App* list = app.add_subcommand("list", "List built-in locks and scenarios");
   std::string check_dir;
@@ -167,6 +171,7 @@ int main(int argc, char** argv) {
   }
 
   ro.impls = SplitImpls(raw_impls);
+  ro.samples = !no_samples;
   if (*o_clients) ro.clients = clients;
   if (*o_keys) ro.keys = keys;
   if (*o_duration) ro.duration_s = duration_s;

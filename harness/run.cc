@@ -425,6 +425,7 @@ int RunCommand(const RunOptions& o) {
     ctx.key_prefix = key_prefix;
     ctx.seed = seed;
     ctx.stop = &stop;
+    ctx.contract_samples = o.samples;
     // The nemesis, and the fault proxies between each client and each node when the
     // scenario cuts or slows links.
     std::unique_ptr<LinkGrid> grid;

@@ -27,6 +27,7 @@ struct RunOptions {
   std::string persistence;       // overrides the scenario's ("" = keep)
   std::string pin = "none";      // none | same | split
   bool quiet = false;
+  bool samples = true;       // contract samples (GET+PTTL after acquires); --no-samples turns off
   std::string command_line;  // for the report's context
 };
 
