@@ -113,15 +113,7 @@ int MutantsCommand(const MutantsOptions& o) {
     runs.emplace_back(sc.name, impls);
   }
 
-  const std::time_t start_time = std::time(nullptr);
-  std::string dir = o.out_dir;
-  if (dir.empty()) {
-    char stamp[32];
-    std::tm tm{};
-    localtime_r(&start_time, &tm);
-    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-    dir = std::string("runs/mutants-") + stamp + "-" + std::to_string(o.seed);
-  }
+  const std::string dir = o.out_dir.empty() ? DefaultRunDir("mutants-", o.seed) : o.out_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir))

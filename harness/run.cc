@@ -234,6 +234,15 @@ void CleanupKeys(const std::vector<ServerAddress>& servers, const std::string& p
 
 }  // namespace
 
+std::string DefaultRunDir(const std::string& kind, uint64_t seed) {
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  return "runs/" + kind + stamp + "-" + std::to_string(seed);
+}
+
 int RunCommand(const RunOptions& o) {
   // --- configuration: every problem here is one line and exit 4.
   // --scenario is a built-in name, or a JSON file (docs/scenario-format.md).
@@ -270,14 +279,7 @@ int RunCommand(const RunOptions& o) {
   const uint64_t seed =
       o.seed ? *o.seed : std::random_device{}() * 0x100000000ULL + std::random_device{}();
   const std::time_t start_time = std::time(nullptr);
-  std::string run_dir = o.out_dir;
-  if (run_dir.empty()) {
-    char stamp[32];
-    std::tm tm{};
-    localtime_r(&start_time, &tm);
-    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-    run_dir = std::string("runs/") + stamp + "-" + std::to_string(seed);
-  }
+  const std::string run_dir = o.out_dir.empty() ? DefaultRunDir("", seed) : o.out_dir;
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   if (ec || !fs::is_directory(run_dir)) {

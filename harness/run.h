@@ -31,6 +31,9 @@ struct RunOptions {
   std::string command_line;  // for the report's context
 };
 
+// runs/<kind><local time YYYYmmdd-HHMMSS>-<seed>: a run directory's default name.
+std::string DefaultRunDir(const std::string& kind, uint64_t seed);
+
 // Runs the comparison; returns the process exit code (reports/report.h ExitCode). Usage and
 // infrastructure errors print one line to stderr and return 4.
 int RunCommand(const RunOptions& opts);
