@@ -182,6 +182,7 @@ class Engine {
     StaleFences();
     ExpiryContracts();
     Samples();
+    LeftBehind();
     Availability();
     Probes();
     Recovery();
@@ -636,7 +637,7 @@ class Engine {
         if (s.value == -2) continue;
         ++ps.r.keys_at_quiesce;
         if (s.value == -1) report_no_ttl(s, nullptr);
-        LeftBehind(s);
+        if (s.token != 0) quiesce_present_.push_back(&s);
       }
       return;
     }
@@ -691,23 +692,32 @@ class Engine {
         });
   }
 
-  // A key present at quiesce whose token's release ended ok, or whose acquire ended fail.
-  void LeftBehind(const Rec& s) {
-    if (s.token == 0) return;
-    const int32_t p = h_.slot_pair(s.slot);
-    for (const Rec& e : recs_) {  // rare: only for keys present after the run
-      if (e.token != s.token || h_.slot_pair(e.slot) != p) continue;
+  // Keys present at quiesce whose token's release ended ok, or whose acquire ended fail: one
+  // pass over the history for all of them (each reported once, for its first such event).
+  void LeftBehind() {
+    if (quiesce_present_.empty()) return;
+    std::unordered_map<uint64_t, std::vector<const Rec*>> by_token;
+    for (const Rec* s : quiesce_present_) by_token[s->token].push_back(s);
+    std::vector<const Rec*> done;
+    for (const Rec& e : recs_) {
       const OpType type = static_cast<OpType>(e.type);
       const Outcome outcome = static_cast<Outcome>(e.outcome);
       const bool lied = (type == OpType::kRelease && outcome == Outcome::kOk) ||
                         (type == OpType::kAcquire && outcome == Outcome::kFail);
-      if (!lied) continue;
-      Add(s, 12, e.client, e.op_id, -1, s.op_id, s.invoke_us, 0, [&] {
-        return "after the run node " + std::to_string(s.node) + " still held " + Key(s) +
-               " with the token of " + OpTypeName(type) + " " + Op(e.op_id) + " of client " +
-               std::to_string(e.client) + ", which ended " + OutcomeName(outcome);
-      });
-      return;
+      if (!lied || e.token == 0) continue;
+      auto it = by_token.find(e.token);
+      if (it == by_token.end()) continue;
+      for (const Rec* s : it->second) {
+        if (h_.slot_pair(e.slot) != h_.slot_pair(s->slot) ||
+            std::find(done.begin(), done.end(), s) != done.end())
+          continue;
+        done.push_back(s);
+        Add(*s, 12, e.client, e.op_id, -1, s->op_id, s->invoke_us, 0, [&] {
+          return "after the run node " + std::to_string(s->node) + " still held " + Key(*s) +
+                 " with the token of " + OpTypeName(type) + " " + Op(e.op_id) + " of client " +
+                 std::to_string(e.client) + ", which ended " + OutcomeName(outcome);
+        });
+      }
     }
   }
 
@@ -891,6 +901,7 @@ class Engine {
   std::vector<Lease> leases_;
   OpIndex ops_;  // acquire op → lease index (>= 0); failed acquire / extend → Encode(rec)
   std::vector<int32_t> extends_, writes_, samples_, crash_recs_;
+  std::vector<const Rec*> quiesce_present_;  // quiesce samples that found a key (with a token)
   std::vector<std::pair<int32_t, int64_t>> ok_uses_;  // (slot, value read)
   std::vector<int32_t> lease_order_;
   std::vector<size_t> lease_begin_;

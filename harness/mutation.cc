@@ -37,16 +37,17 @@ struct RowSummary {
   std::string evidence;  // the first violation's detail
 };
 
-std::vector<RowSummary> ReadRows(const std::string& report_path, const std::string& scenario,
-                                 std::map<std::string, RowSummary>* by_impl) {
-  std::vector<RowSummary> out;
+// Reads a scenario's report.json once: its rows into *by_impl; returns whether the run was
+// interrupted.
+bool ReadRows(const std::string& report_path, const std::string& scenario,
+              std::map<std::string, RowSummary>* by_impl) {
   std::ifstream f(report_path);
-  if (!f) return out;
+  if (!f) return false;
   Json j;
   try {
     j = Json::parse(f);
   } catch (const std::exception&) {
-    return out;
+    return false;
   }
   const Json results = j.value("results", Json::array());
   for (const Json& r : results) {
@@ -66,9 +67,8 @@ std::vector<RowSummary> ReadRows(const std::string& report_path, const std::stri
       if (t < best) best = t, o.evidence = v.value("kind", "") + ": " + v.value("detail", "");
     }
     (*by_impl)[r.value("impl", "")] = o;
-    out.push_back(o);
   }
-  return out;
+  return j.value("summary", Json::object()).value("interrupted", false);
 }
 
 std::string KindsText(const std::map<std::string, int64_t>& kinds) {
@@ -91,6 +91,8 @@ int MutantsCommand(const MutantsOptions& o) {
       chosen.push_back(m);
     }
   }
+  std::set<std::string> mutant_names;
+  for (const MutantInfo* m : chosen) mutant_names.insert(m->impl.name);
   // Scenario → impls to run: the mutants it exposes, after the correct locks they derive from.
   std::map<std::string, std::vector<std::string>> plan;
   std::map<std::string, std::set<std::string>> bases_of;  // scenario → correct locks
@@ -137,9 +139,7 @@ int MutantsCommand(const MutantsOptions& o) {
       if (pass > 1) {  // only the uncaught mutants of this scenario, after their bases
         impls.clear();
         for (const std::string& i : all_impls) {
-          const bool mutant =
-              FindMutant(i) &&
-              std::any_of(chosen.begin(), chosen.end(), [&](auto* m) { return m->impl.name == i; });
+          const bool mutant = mutant_names.count(i) > 0;
           auto it = rows.find({i, scenario});
           const bool caught = it != rows.end() && !it->second.kinds.empty();
           if (mutant && !caught) impls.push_back(i);
@@ -169,7 +169,7 @@ int MutantsCommand(const MutantsOptions& o) {
       const int rc = RunCommand(ro);
       if (rc == kExitUsage) return rc;
       std::map<std::string, RowSummary> by_impl;
-      ReadRows(ro.out_dir + "/report.json", scenario, &by_impl);
+      interrupted = ReadRows(ro.out_dir + "/report.json", scenario, &by_impl);
       for (auto& [impl, out] : by_impl) {
         auto& row = rows[{impl, scenario}];
         // A correct lock keeps its worst verdict; a mutant its first catch.
@@ -177,12 +177,6 @@ int MutantsCommand(const MutantsOptions& o) {
           row = out;
           pass_of[{impl, scenario}] = pass;
         }
-      }
-      std::ifstream rf(ro.out_dir + "/report.json");
-      try {
-        Json j = Json::parse(rf);
-        if (j.value("summary", Json::object()).value("interrupted", false)) interrupted = true;
-      } catch (const std::exception&) {
       }
       if (interrupted) break;
     }
@@ -250,8 +244,6 @@ int MutantsCommand(const MutantsOptions& o) {
   int false_alarms = 0;
   std::ostringstream md2;
   md2 << "| correct lock | scenario | verdict | violations by kind |\n|---|---|---|---|\n";
-  std::set<std::string> mutant_names;
-  for (const MutantInfo* m : chosen) mutant_names.insert(m->impl.name);
   for (const auto& [key, out] : rows) {
     if (mutant_names.count(key.first)) continue;
     const bool alarm = out.verdict == "fail";
