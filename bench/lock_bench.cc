@@ -43,6 +43,9 @@ struct Servers {
       for (int i = 0; i < set.size(); ++i) PinProcess(set.server(i)->pid(), ServerCpu(pin));
     }
     benchmark::AddCustomContext("pin", pin);
+    // Where this process and the servers may run, as the kernel reports it after pinning.
+    benchmark::AddCustomContext("lockstorm_cpus", CpuListOf(getpid()));
+    benchmark::AddCustomContext("server_cpus", CpuListOf(set.server(0)->pid()));
     benchmark::AddCustomContext("redis_version", set.RedisVersion());
   }
   ~Servers() {

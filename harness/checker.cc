@@ -558,12 +558,13 @@ class Engine {
             });
       }
       if (outcome == Outcome::kFail && &rel == &recs_[static_cast<size_t>(l.release)] &&
-          l.extend_failed_us == kNever && rel.invoke_us < l.deadline_us - kExpiryToleranceUs &&
+          l.extend_failed_us == kNever && rel.complete_us() < l.deadline_us - kExpiryToleranceUs &&
           !ps.server_clock_fault && !FaultDuring(ps, a.invoke_us, rel.complete_us())) {
+        // Judged by completion: a release that was slow to reach Redis may find the key gone.
         Add(rel, 11, rel.client, a.op_id, -1, rel.op_id, rel.invoke_us,
-            l.deadline_us - rel.invoke_us, [&] {
+            l.deadline_us - rel.complete_us(), [&] {
               return "release " + Op(rel.op_id) + " of " + Who(a) + " ended fail " +
-                     std::to_string((l.deadline_us - rel.invoke_us) / 1000) +
+                     std::to_string((l.deadline_us - rel.complete_us()) / 1000) +
                      " ms before its lease's deadline, with no fault in effect: the lock stays "
                      "until its TTL";
             });

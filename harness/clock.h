@@ -42,6 +42,10 @@ int64_t HistoryNowUs();
 // A clock that runs at `rate` times a base clock, plus an offset, with jumps applied at
 // run time (the client-side clock faults of the nemesis).
 //   skewed_now = anchor_skewed + (base_now - anchor_base) * rate
+// Reads (NowUs, SleepUs, WallUs) are lock-free: the anchor and rate are published through a
+// seqlock, so a reader always sees one consistent (anchor_base, anchor_skewed, rate) triple —
+// the one before or the one after a concurrent Jump/SetRate, never a mix. Jump and SetRate
+// serialize among themselves on a mutex.
 class SkewedClock : public Clock {
  public:
   explicit SkewedClock(Clock* base);  // does not take ownership; base must outlive this
@@ -64,14 +68,23 @@ class SkewedClock : public Clock {
     int64_t anchor_skewed_us;
     double rate;
   };
+  // A consistent snapshot of the params (seqlock read; after many retries against a busy
+  // writer it waits on mu_ instead of spinning).
   Params Load() const;
+  // Publishes p. Caller holds mu_.
+  void Store(const Params& p);
   // Continues from the current reading, stepped by delta_us, at `rate` (or the current
   // rate) from now on.
   void Reanchor(int64_t delta_us, std::optional<double> rate);
   Clock* base_;
   std::atomic<int64_t> wall_offset_us_{0};
-  mutable std::mutex mu_;
-  Params params_;
+  mutable std::mutex mu_;  // serializes writers (Reanchor); readers do not take it
+  // Seqlock: odd while a writer is storing the fields below. Every field is an atomic, so a
+  // reader racing a writer reads stale or new values (and retries), never torn ones.
+  std::atomic<uint64_t> seq_{0};
+  std::atomic<int64_t> anchor_base_us_{0};
+  std::atomic<int64_t> anchor_skewed_us_{0};
+  std::atomic<double> rate_{1.0};
 };
 
 }  // namespace lockstorm

@@ -87,4 +87,22 @@ nlohmann::json Histogram::ToJson() const {
   return j;
 }
 
+std::vector<double> Histogram::CurvePercentiles() {
+  // 0, then halving the distance to 100 twice per step (50, 70.7, 75, 82.3, 87.5, ...) down
+  // to 99.999, then 100: the "nines" axis of HdrHistogram's percentile distribution.
+  std::vector<double> ps = {0};
+  for (int i = 2; i <= 34; ++i) ps.push_back(100.0 * (1.0 - std::pow(0.5, i / 2.0)));
+  ps.push_back(100);
+  return ps;
+}
+
+nlohmann::json Histogram::CurveToJson() const {
+  nlohmann::json points = nlohmann::json::array();
+  if (count_ == 0) return points;
+  for (double p : CurvePercentiles()) {
+    points.push_back({std::round(p * 1e4) / 1e4, Percentile(p)});
+  }
+  return points;
+}
+
 }  // namespace lockstorm

@@ -37,6 +37,11 @@ class Histogram {
 
   // {"count","mean","min","p50","p90","p99","p999","max"}, all times in µs.
   nlohmann::json ToJson() const;
+  // The percentile curve, [[p, value_us], ...] for p in CurvePercentiles(); [] if empty.
+  nlohmann::json CurveToJson() const;
+  // 0, 50, 70.7, 75, ..., 99.9985, 100: points spaced evenly on a "nines" axis
+  // (-log10(1 - p/100)), two per halving of the tail, as HdrHistogram plots them.
+  static std::vector<double> CurvePercentiles();
 
  private:
   static constexpr int kSubBucketBits = 7;

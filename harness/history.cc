@@ -1,5 +1,6 @@
 #include "harness/history.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -32,6 +33,7 @@ enum class Field : int {
   kTtlMs,
   kValidMs,
   kAttempts,
+  kSplitVotes,
   kValue,
   kNote,
   kPhase,
@@ -39,10 +41,10 @@ enum class Field : int {
   kCount,
   kUnknown = kCount
 };
-constexpr const char* kFieldNames[] = {"op",    "lease_op", "impl",      "scenario",    "client",
-                                       "key",   "type",     "invoke_us", "complete_us", "outcome",
-                                       "token", "fence",    "ttl_ms",    "valid_ms",    "attempts",
-                                       "value", "note",     "phase",     "node"};
+constexpr const char* kFieldNames[] = {
+    "op",        "lease_op",    "impl",    "scenario", "client", "key",    "type",
+    "invoke_us", "complete_us", "outcome", "token",    "fence",  "ttl_ms", "valid_ms",
+    "attempts",  "split_votes", "value",   "note",     "phase",  "node"};
 constexpr uint32_t kRequired =
     (1u << static_cast<int>(Field::kOp)) | (1u << static_cast<int>(Field::kType)) |
     (1u << static_cast<int>(Field::kInvokeUs)) | (1u << static_cast<int>(Field::kCompleteUs)) |
@@ -229,6 +231,8 @@ class EventSax : public nlohmann::json_sax<Json> {
         break;
       case Field::kAttempts:
         return to_int(&e_->attempts);
+      case Field::kSplitVotes:
+        return to_int(&e_->split_votes);
       case Field::kNode:
         return to_int(&e_->node);
       case Field::kValue:
@@ -275,11 +279,24 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
   return n;
 }
 
+// True for the bytes a JSON string holds as they are: printable ASCII but '"' and '\\'.
+inline bool IsPlainJsonByte(unsigned char c) {
+  return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 // Appends `s` as a JSON string. Invalid UTF-8 (an error text from the wire) becomes U+FFFD.
+// Runs of bytes that need no escaping (all of a key, a token, a name) are appended at once.
 void AppendJsonString(std::string* out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   *out += '"';
   for (size_t i = 0; i < s.size();) {
+    size_t run = i;
+    while (run < s.size() && IsPlainJsonByte(static_cast<unsigned char>(s[run]))) ++run;
+    if (run > i) {
+      out->append(s.data() + i, run - i);
+      i = run;
+      if (i == s.size()) break;
+    }
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       size_t n = Utf8SequenceLength(s, i);
@@ -308,37 +325,54 @@ void AppendJsonString(std::string* out, std::string_view s) {
       case '\t':
         *out += "\\t";
         break;
-      default:
-        if (c < 0x20) {
-          *out += "\\u00";
-          *out += kHex[c >> 4];
-          *out += kHex[c & 0xF];
-        } else {
-          *out += static_cast<char>(c);
-        }
+      default:  // another control character (the plain run stopped at it)
+        *out += "\\u00";
+        *out += kHex[c >> 4];
+        *out += kHex[c & 0xF];
     }
     ++i;
   }
   *out += '"';
 }
 
-void AppendKey(std::string* out, const char* name, bool first) {
-  if (!first) *out += ',';
-  *out += '"';
-  *out += name;
-  *out += "\":";
-}
-
-void AppendIntField(std::string* out, const char* name, int64_t v, bool first = false) {
-  AppendKey(out, name, first);
+// `key` is the literal text before the value, e.g. ",\"client\":".
+template <size_t N>
+void AppendIntField(std::string* out, const char (&key)[N], int64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(key, N - 1);
   out->append(buf, end);
 }
 
-void AppendStringField(std::string* out, const char* name, std::string_view v) {
-  AppendKey(out, name, false);
+template <size_t N>
+void AppendStringField(std::string* out, const char (&key)[N], std::string_view v) {
+  out->append(key, N - 1);
   AppendJsonString(out, v);
+}
+
+// Appends EventToJson(e) to *out.
+void AppendEventJson(std::string* out, const Event& e) {
+  AppendIntField(out, "{\"op\":", e.op_id);
+  if (e.lease_op != -1) AppendIntField(out, ",\"lease_op\":", e.lease_op);
+  AppendStringField(out, ",\"impl\":", e.impl);
+  AppendStringField(out, ",\"scenario\":", e.scenario);
+  AppendIntField(out, ",\"client\":", e.client);
+  AppendStringField(out, ",\"key\":", e.key);
+  AppendStringField(out, ",\"type\":", OpTypeName(e.type));
+  AppendIntField(out, ",\"invoke_us\":", e.invoke_us);
+  AppendIntField(out, ",\"complete_us\":", e.complete_us);
+  AppendStringField(out, ",\"outcome\":", OutcomeName(e.outcome));
+  if (!e.token.empty()) AppendStringField(out, ",\"token\":", e.token);
+  if (e.fence) AppendIntField(out, ",\"fence\":", *e.fence);
+  if (e.ttl_ms != 0) AppendIntField(out, ",\"ttl_ms\":", e.ttl_ms);
+  if (e.valid_ms != 0) AppendIntField(out, ",\"valid_ms\":", e.valid_ms);
+  if (e.attempts != 0) AppendIntField(out, ",\"attempts\":", e.attempts);
+  if (e.split_votes != 0) AppendIntField(out, ",\"split_votes\":", e.split_votes);
+  if (e.value != 0) AppendIntField(out, ",\"value\":", e.value);
+  if (!e.note.empty()) AppendStringField(out, ",\"note\":", e.note);
+  if (!e.phase.empty()) AppendStringField(out, ",\"phase\":", e.phase);
+  if (e.node != -1) AppendIntField(out, ",\"node\":", e.node);
+  *out += '}';
 }
 
 }  // namespace
@@ -395,32 +429,13 @@ std::optional<OpType> ParseOpType(const std::string& s) {
 }
 
 std::string EventToJson(const Event& e) {
-  // Written by hand rather than through nlohmann::json: Append runs on every client thread
-  // for every operation, and this is several times faster. EventFromJson reads it back.
+  // Written by hand rather than through nlohmann::json: every event of a run goes through
+  // it (on the history's flusher thread), and this is several times faster. EventFromJson
+  // reads it back.
   std::string out;
   out.reserve(160 + e.impl.size() + e.scenario.size() + e.key.size() + e.token.size() +
               e.note.size() + e.phase.size());
-  out += '{';
-  AppendIntField(&out, "op", e.op_id, /*first=*/true);
-  if (e.lease_op != -1) AppendIntField(&out, "lease_op", e.lease_op);
-  AppendStringField(&out, "impl", e.impl);
-  AppendStringField(&out, "scenario", e.scenario);
-  AppendIntField(&out, "client", e.client);
-  AppendStringField(&out, "key", e.key);
-  AppendStringField(&out, "type", OpTypeName(e.type));
-  AppendIntField(&out, "invoke_us", e.invoke_us);
-  AppendIntField(&out, "complete_us", e.complete_us);
-  AppendStringField(&out, "outcome", OutcomeName(e.outcome));
-  if (!e.token.empty()) AppendStringField(&out, "token", e.token);
-  if (e.fence) AppendIntField(&out, "fence", *e.fence);
-  if (e.ttl_ms != 0) AppendIntField(&out, "ttl_ms", e.ttl_ms);
-  if (e.valid_ms != 0) AppendIntField(&out, "valid_ms", e.valid_ms);
-  if (e.attempts != 0) AppendIntField(&out, "attempts", e.attempts);
-  if (e.value != 0) AppendIntField(&out, "value", e.value);
-  if (!e.note.empty()) AppendStringField(&out, "note", e.note);
-  if (!e.phase.empty()) AppendStringField(&out, "phase", e.phase);
-  if (e.node != -1) AppendIntField(&out, "node", e.node);
-  out += '}';
+  AppendEventJson(&out, e);
   return out;
 }
 
@@ -460,11 +475,7 @@ Status HistoryWriter::Open(const std::string& path) {
   if (f == nullptr) {
     return Status::IoError(path + ": cannot open for writing: " + std::strerror(errno));
   }
-  file_ = f;
-  for (const Event& e : events_) {
-    pending_ += EventToJson(e);
-    pending_ += '\n';
-  }
+  file_ = f;  // events appended before (written_ is 0) go out with the first write
   flusher_ = std::thread([this] { FlushLoop(); });
   return Status::Ok();
 }
@@ -474,22 +485,32 @@ int64_t HistoryWriter::NextOpId() {
   return next_op_id_++;
 }
 
-int64_t HistoryWriter::Append(Event e) {
-  if (e.op_id == 0) e.op_id = NextOpId();
-  std::string line = EventToJson(e);  // the expensive part, outside the lock
-  line += '\n';
+int64_t HistoryWriter::Append(const Event& e) { return Append(Event(e)); }  // copy unlocked
+
+int64_t HistoryWriter::Append(Event&& e) {
   std::lock_guard<std::mutex> lock(mu_);
-  // Keep NextOpId from handing out an id already used by an explicitly numbered event.
-  if (e.op_id >= next_op_id_) next_op_id_ = e.op_id + 1;
-  int64_t id = e.op_id;
-  events_.push_back(std::move(e));
-  if (file_ != nullptr) pending_ += line;
+  if (e.op_id == 0) {
+    e.op_id = next_op_id_++;
+  } else if (e.op_id >= next_op_id_) {
+    // Keep NextOpId from handing out an id already used by an explicitly numbered event.
+    next_op_id_ = e.op_id + 1;
+  }
+  const int64_t id = e.op_id;
+  if (chunks_.empty() || chunks_.back().size() == kChunkEvents) {
+    chunks_.emplace_back();
+    chunks_.back().reserve(kChunkEvents);  // never grows past this: its events never move
+  }
+  chunks_.back().push_back(std::move(e));
+  ++size_;
   return id;
 }
 
 std::vector<Event> HistoryWriter::Snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return events_;
+  std::vector<Event> out;
+  out.reserve(size_);
+  for (const std::vector<Event>& chunk : chunks_) out.insert(out.end(), chunk.begin(), chunk.end());
+  return out;
 }
 
 void HistoryWriter::Flush() { WritePending(); }
@@ -501,23 +522,41 @@ Status HistoryWriter::WriteStatus() const {
 
 void HistoryWriter::WritePending() {
   std::lock_guard<std::mutex> file_lock(file_mu_);
-  std::string text;
+  if (file_ == nullptr) return;  // file_ only changes under file_mu_, which we hold
+  size_t end;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (file_ == nullptr || !write_status_.ok()) {
-      pending_.clear();
-      return;
+    end = size_;
+    if (!write_status_.ok()) written_ = end;  // the file is left as it is
+    // Events never move once appended (see chunks_), so they can be read without mu_
+    // through the chunks' data pointers, taken here; appends meanwhile touch later slots.
+    chunk_data_.clear();
+    for (size_t c = written_ / kChunkEvents; c * kChunkEvents < end; ++c) {
+      chunk_data_.push_back(chunks_[c].data());
     }
-    text.swap(pending_);
   }
-  if (text.empty()) return;
-  // file_ is only replaced under file_mu_, which we hold.
-  bool ok = std::fwrite(text.data(), 1, text.size(), file_) == text.size();
+  if (written_ >= end) return;
+  const size_t first_chunk = written_ / kChunkEvents;
+  bool ok = true;
+  // Bounded: every round writes at least one event. Formatting and writing at most
+  // kChunkEvents events per round keeps text_ bounded.
+  while (ok && written_ < end) {
+    const size_t batch_end = std::min(end, (written_ / kChunkEvents + 1) * kChunkEvents);
+    const Event* chunk = chunk_data_[written_ / kChunkEvents - first_chunk];
+    text_.clear();
+    for (size_t i = written_; i < batch_end; ++i) {
+      AppendEventJson(&text_, chunk[i % kChunkEvents]);
+      text_ += '\n';
+    }
+    ok = std::fwrite(text_.data(), 1, text_.size(), file_) == text_.size();
+    written_ = batch_end;
+  }
   ok = (std::fflush(file_) == 0) && ok;
   if (!ok) {
     std::string err = std::strerror(errno);
     std::lock_guard<std::mutex> lock(mu_);
     write_status_ = Status::IoError("history: write failed: " + err);
+    written_ = end;
   }
 }
 

@@ -60,6 +60,7 @@ struct Event {
   int64_t ttl_ms = 0;    // requested ttl (acquire/extend)
   int64_t valid_ms = 0;  // reported remaining validity (acquire/extend ok)
   int attempts = 0;      // acquire tries
+  int split_votes = 0;   // acquire tries that won some but not a quorum of nodes (Redlock)
   int64_t value = 0;     // kUse: value read (and value+1 written when outcome ok)
   std::string note;      // error text, fault description
   // "" = the safety phase (the workload, with faults); kPhaseLiveness = the liveness phase
@@ -73,17 +74,19 @@ inline constexpr const char* kPhaseLiveness = "liveness";
 // One line of history.jsonl, no newline. Always present: op, impl, scenario, client, key,
 // type, invoke_us, complete_us, outcome. Omitted when they hold their default (and restored
 // to it by EventFromJson, so the round trip is exact): lease_op (-1), token (""), fence
-// (none), ttl_ms, valid_ms, attempts, value (0), note, phase (""), node (-1).
+// (none), ttl_ms, valid_ms, attempts, split_votes, value (0), note, phase (""), node (-1).
 std::string EventToJson(const Event& e);
 // The inverse. Unknown fields are ignored. On error *out is unspecified and the message
 // says what was expected, e.g. `expected "complete_us" to be an integer`.
 Status EventFromJson(const std::string& line, Event* out);
 
 // Streams events to a file and keeps them in memory for the checkers.
-// Thread-safe: every method may be called from any thread; Append is cheap (the JSON text is
-// built outside the lock, then appended to an in-memory buffer). A background thread, started
-// by Open, writes the buffer to the file and fflush()es at least every kFlushIntervalMs;
-// Flush() and the destructor write everything appended before them.
+// Thread-safe: every method may be called from any thread. Append is cheap: it only stores
+// the event (moved, for an rvalue) under a short lock. A background thread, started by Open,
+// formats the events appended since its last pass as JSON lines, writes them to the file in
+// append order and fflush()es, at least every kFlushIntervalMs; Flush() and the destructor
+// do the same on the calling thread for everything appended before them. Memory: the events
+// themselves (kept for Snapshot) plus at most one chunk's worth of formatted text.
 class HistoryWriter {
  public:
   static constexpr int kFlushIntervalMs = 50;
@@ -94,8 +97,10 @@ class HistoryWriter {
   // Opens `path` for writing (truncates). Without Open, events are kept in memory only.
   // Events appended before Open are written too. Fails if already open.
   Status Open(const std::string& path);
-  // Records `e`, assigning e.op_id if it is 0. Returns the op_id.
-  int64_t Append(Event e);
+  // Records `e`, assigning e.op_id if it is 0. Returns the op_id. The const& overload copies
+  // `e` (outside the lock); pass an rvalue to avoid the copy.
+  int64_t Append(const Event& e);
+  int64_t Append(Event&& e);
   // Reserves an op id (for an acquire whose id its release must name before completion).
   int64_t NextOpId();
   // A copy of every event appended so far, in append order.
@@ -106,14 +111,24 @@ class HistoryWriter {
   Status WriteStatus() const;
 
  private:
+  // Events per chunk. A chunk's capacity is reserved up front and never exceeded, so an
+  // appended event never moves: the writer formats it without holding mu_.
+  static constexpr size_t kChunkEvents = 1024;
+
   void FlushLoop();
-  void WritePending();  // moves pending_ to the file; takes file_mu_ then mu_
-  std::mutex file_mu_;  // serializes writers of file_, so the file keeps append order
+  // Formats and writes events [written_, size_) to the file; takes file_mu_ then mu_.
+  void WritePending();
+
+  std::mutex file_mu_;    // serializes writers of file_, so the file keeps append order
+  FILE* file_ = nullptr;  // set under file_mu_ and mu_
+  size_t written_ = 0;    // events written to the file (or skipped after an error); file_mu_
+  std::vector<const Event*> chunk_data_;  // WritePending's scratch; file_mu_
+  std::string text_;                      // WritePending's formatted lines; file_mu_
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Event> events_;
-  std::string pending_;
-  FILE* file_ = nullptr;
+  std::vector<std::vector<Event>> chunks_;  // every event, in append order; mu_
+  size_t size_ = 0;                         // events in chunks_; mu_
   bool stop_ = false;
   int64_t next_op_id_ = 1;
   Status write_status_;

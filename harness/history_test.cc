@@ -42,7 +42,8 @@ bool SameEvent(const Event& a, const Event& b) {
          a.scenario == b.scenario && a.client == b.client && a.key == b.key && a.type == b.type &&
          a.invoke_us == b.invoke_us && a.complete_us == b.complete_us && a.outcome == b.outcome &&
          a.token == b.token && a.fence == b.fence && a.ttl_ms == b.ttl_ms &&
-         a.valid_ms == b.valid_ms && a.attempts == b.attempts && a.value == b.value &&
+         a.valid_ms == b.valid_ms && a.attempts == b.attempts && a.split_votes == b.split_votes &&
+         a.value == b.value &&
          a.note == b.note && a.phase == b.phase;
 }
 
@@ -63,6 +64,7 @@ Event FullEvent() {
   e.ttl_ms = 300;
   e.valid_ms = 290;
   e.attempts = 2;
+  e.split_votes = 1;
   e.value = -5;
   e.note = "timeout \"quoted\"\n";
   e.phase = kPhaseLiveness;

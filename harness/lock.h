@@ -42,10 +42,11 @@ struct Lease {
 
 struct AcquireResult {
   Outcome outcome = Outcome::kFail;
-  Lease lease;        // meaningful when outcome == kOk; on kUnknown, key and token name what
-                      // the lock may hold (built-in locks fill them; for ghost-lock reports)
-  int attempts = 0;   // tries made within the wait budget (>= 1)
-  std::string error;  // why, when kUnknown (or a note when kFail)
+  Lease lease;          // meaningful when outcome == kOk; on kUnknown, key and token name what
+                        // the lock may hold (built-in locks fill them; for ghost-lock reports)
+  int attempts = 0;     // tries made within the wait budget (>= 1)
+  int split_votes = 0;  // multi-node locks: tries that won some votes but not a quorum
+  std::string error;    // why, when kUnknown (or a note when kFail)
 };
 
 struct ReleaseResult {

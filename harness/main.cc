@@ -96,6 +96,20 @@ int main(int argc, char** argv) {
       ->envname("LOCKSTORM_PIN");
   run->add_flag("--extend", ro.extend, "Clients extend their lease when a hold would outlive it");
   run->add_flag("--quiet", ro.quiet, "Print only the summary table");
+  double rate_per_s = 0;
+  auto* o_rate =
+      run->add_option("--rate", rate_per_s,
+                      "Open loop: start acquire+release cycles at this total rate (cycles/s over "
+                      "all clients), latency timed from each cycle's intended start "
+                      "(coordinated omission corrected); default closed loop")
+          ->envname("LOCKSTORM_RATE");
+  run->add_option("--repeat", ro.repeat,
+                  "Run every impl this many times (rows SCENARIO#1..#R), for `lockstorm "
+                  "compare`'s statistics (default 1)")
+      ->envname("LOCKSTORM_REPEAT");
+  run->add_option("--progress", ro.progress,
+                  "Progress line: auto (on a terminal, not in CI), always, never (default auto)")
+      ->envname("LOCKSTORM_PROGRESS");
   bool no_samples = false;
   run->add_flag("--no-samples", no_samples,
                 "Do not read lock keys back (GET+PTTL) after acquires: turns off the contract "
@@ -107,6 +121,38 @@ int main(int argc, char** argv) {
       app.add_subcommand("check", "Re-check a stored run directory's history offline");
   check->add_option("RUN_DIR", check_dir, "Run directory (holds history.jsonl and report.json)")
       ->required();
+
+  std::string report_dir;
+  CLI::App* report = app.add_subcommand(
+      "report", "Re-render report.md, report.html and junit.xml of a stored run directory");
+  report->add_option("RUN_DIR", report_dir, "Run directory (holds report.json and history.jsonl)")
+      ->required();
+
+  CompareCommandOptions co;
+  CLI::App* compare = app.add_subcommand(
+      "compare",
+      "Compare a candidate run with a baseline: fails (exit 1) on a new violation, a verdict "
+      "change, a missing impl x scenario, or a latency regression; prints Markdown");
+  compare->add_option("BASE", co.base, "Baseline run directory or report.json")->required();
+  compare->add_option("CANDIDATE", co.candidate, "Candidate run directory or report.json")
+      ->required();
+  compare
+      ->add_option("--threshold-pct", co.threshold_pct,
+                   "Slowdown of the median (p50/p99 per impl x scenario) that counts as a "
+                   "regression, in percent (default 10)")
+      ->envname("LOCKSTORM_THRESHOLD_PCT");
+  compare
+      ->add_option("--alpha", co.alpha,
+                   "Significance of the Mann-Whitney U test across repetitions (default 0.05)")
+      ->envname("LOCKSTORM_ALPHA");
+  compare
+      ->add_option("--metric", co.metrics,
+                   "Latency metrics compared, HIST.FIELD (HIST: acquire, acquire_contended, "
+                   "time_to_acquire, release, extend, cycle; FIELD: p50, p90, p99, p999, mean, "
+                   "min, max); repeatable (default acquire.p50, acquire.p99, release.p50, "
+                   "release.p99)")
+      ->delimiter(',');
+  compare->add_option("--out", co.out_md, "Also write the Markdown to this file");
 
   MutantsOptions mo;
   std::vector<std::string> raw_mutants;
@@ -129,9 +175,11 @@ int main(int argc, char** argv) {
 
   if (argc > 1 && argv[1][0] != '-') {
     const std::string sub = argv[1];
-    if (sub != "run" && sub != "list" && sub != "check" && sub != "mutants") {
+    if (sub != "run" && sub != "list" && sub != "check" && sub != "mutants" && sub != "report" &&
+        sub != "compare") {
       std::cerr << "lockstorm: unknown command '" << sub
-                << "' (expected run, list, check or mutants; see lockstorm --help)\n";
+                << "' (expected run, list, check, report, compare or mutants; see lockstorm "
+                   "--help)\n";
       return kExitUsage;
     }
   }
@@ -156,6 +204,8 @@ int main(int argc, char** argv) {
 
   if (*list) return ListCommand();
   if (*check) return CheckCommand(check_dir);
+  if (*report) return ReportCommand(report_dir);
+  if (*compare) return CompareCommand(co);
   if (*mutants) {
     mo.mutants = SplitImpls(raw_mutants);
     if (*o_mdur) {
@@ -178,6 +228,7 @@ int main(int argc, char** argv) {
   if (*o_ttl) ro.ttl_ms = ttl_ms;
   if (*o_wait) ro.wait_ms = wait_ms;
   if (*o_seed) ro.seed = seed;
+  if (*o_rate) ro.rate_per_s = rate_per_s;
   for (int i = 0; i < argc; ++i) ro.command_line += (i ? " " : "") + std::string(argv[i]);
   return RunCommand(ro);
 }

@@ -1,6 +1,11 @@
-// RedisTransport: one non-blocking TCP connection per node, RESP formatted and parsed by
-// hiredis' reader (no hiredis I/O), every wait bounded by poll() deadlines. CallMany writes the
-// command to every node first and then polls all sockets, so round trips overlap.
+// RedisTransport: one TCP connection per node, RESP written by hand and parsed by hiredis'
+// reader (no hiredis I/O), every wait bounded by the call's deadline.
+//   - Call (one node, already connected): the request is formatted into a reused buffer and
+//     sent with one non-blocking send; the reply is read with blocking recvs bounded by
+//     SO_RCVTIMEO (two syscalls per round trip in the common case, as a blocking hiredis
+//     client). Connecting goes through the fan-out path.
+//   - CallMany/CallManyUntil: connect, write the command to every node first, then poll all
+//     sockets (MSG_DONTWAIT on every send and recv), so round trips overlap.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -9,9 +14,12 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 
@@ -49,6 +57,13 @@ std::string Reply::ToString() const {
 
 namespace {
 
+// Bound on the I/O rounds of one call: each round waits (bounded by the deadline) or makes
+// progress, so this is never reached in practice.
+constexpr int kMaxRounds = 1000000;
+
+// Shortest SO_RCVTIMEO kept for a longer wait (see Connection::SetRecvTimeout).
+constexpr int64_t kMinRecvSliceUs = 20000;
+
 int64_t MonoUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -76,6 +91,7 @@ Reply Convert(const redisReply* r) {
       break;
     case REDIS_REPLY_ARRAY:
       out.type = Reply::Type::kArray;
+      out.elements.reserve(r->elements);
       for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
       break;
     default:
@@ -85,6 +101,47 @@ Reply Convert(const redisReply* r) {
   return out;
 }
 
+// Appends "<kind><n>\r\n" (a RESP array or bulk-string header) to *out.
+void AppendRespHeader(char kind, size_t n, std::string* out) {
+  char buf[24];
+  buf[0] = kind;
+  char* end = std::to_chars(buf + 1, buf + sizeof buf - 2, n).ptr;
+  end[0] = '\r';
+  end[1] = '\n';
+  out->append(buf, static_cast<size_t>(end + 2 - buf));
+}
+
+// Appends `cmd` to *out as a RESP request: *N\r\n, then $len\r\narg\r\n per argument (what
+// redisFormatCommandArgv writes, without its allocations).
+void AppendRespCommand(const Command& cmd, std::string* out) {
+  size_t size = 16;
+  for (const std::string& a : cmd) size += a.size() + 16;
+  out->reserve(out->size() + size);
+  AppendRespHeader('*', cmd.size(), out);
+  for (const std::string& a : cmd) {
+    AppendRespHeader('$', a.size(), out);
+    out->append(a);
+    out->append("\r\n", 2);
+  }
+}
+
+// Waits until `fd` is ready for `events` or the deadline passes (rounded up to whole ms, as
+// poll() takes). True if ready (or in error: the next send/recv reports it).
+bool WaitReady(int fd, short events, int64_t deadline_us) {
+  for (int round = 0; round < kMaxRounds; ++round) {
+    const int64_t left_us = deadline_us - MonoUs();
+    if (left_us <= 0) return false;
+    pollfd pfd{fd, events, 0};
+    const int n = poll(&pfd, 1, static_cast<int>((left_us + 999) / 1000));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // let the caller's send/recv see the error
+  }
+  return false;
+}
+
+// One TCP connection to one node. Connects non-blocking (bounded by poll); once connected the
+// socket is blocking: the single-node path (RedisTransport::Call) does a blocking recv bounded
+// by SO_RCVTIMEO, the fan-out path passes MSG_DONTWAIT to every send and recv.
 class Connection {
  public:
   explicit Connection(ServerAddress addr) : addr_(std::move(addr)) {}
@@ -94,6 +151,7 @@ class Connection {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
     connected_ = false;
+    rcvtimeo_us_ = 0;
     if (reader_) redisReaderFree(reader_);
     reader_ = nullptr;
     discard = 0;
@@ -120,10 +178,7 @@ class Connection {
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     reader_ = redisReaderCreate();
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
-      connected_ = true;
-      return "";
-    }
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return Connected();
     if (errno != EINPROGRESS) {
       std::string e = "connect " + addr_.ToString() + ": " + strerror(errno);
       Close();
@@ -142,8 +197,26 @@ class Connection {
       Close();
       return e;
     }
-    connected_ = true;
-    return "";
+    return Connected();
+  }
+
+  // Makes the next blocking recv return (EAGAIN) after at most `left_us` rounded up to whole
+  // ms — the same rounding as poll() — or earlier. The socket option is changed only when
+  // needed, to save a syscall per call: the current value is kept while it is no longer than
+  // that and not shorter than min(that, kMinRecvSliceUs) (a longer wait then wakes once per
+  // slice, and the caller re-checks its deadline). False if setsockopt fails.
+  bool SetRecvTimeout(int64_t left_us) {
+    const int64_t want_us = (std::max<int64_t>(left_us, 1) + 999) / 1000 * 1000;
+    if (rcvtimeo_us_ > 0 && rcvtimeo_us_ <= want_us &&
+        rcvtimeo_us_ >= std::min(want_us, kMinRecvSliceUs)) {
+      return true;
+    }
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(want_us / 1000000);
+    tv.tv_usec = static_cast<suseconds_t>(want_us % 1000000);
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) return false;
+    rcvtimeo_us_ = want_us;
+    return true;
   }
 
   int fd() const { return fd_; }
@@ -154,9 +227,22 @@ class Connection {
   const ServerAddress& addr() const { return addr_; }
 
  private:
+  // The connect completed: the socket becomes blocking (see the class comment).
+  std::string Connected() {
+    const int flags = fcntl(fd_, F_GETFL);
+    if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+      std::string e = "fcntl " + addr_.ToString() + ": " + strerror(errno);
+      Close();
+      return e;
+    }
+    connected_ = true;
+    return "";
+  }
+
   ServerAddress addr_;
   int fd_ = -1;
   bool connected_ = false;
+  int64_t rcvtimeo_us_ = 0;  // SO_RCVTIMEO as last set; 0 = not set (none)
   redisReader* reader_ = nullptr;
 };
 
@@ -168,8 +254,34 @@ class RedisTransport : public Transport {
 
   int node_count() const override { return static_cast<int>(conns_.size()); }
 
+  // The single-node fast path: no vectors, the request formatted into a reused buffer, one
+  // send and (usually) one blocking recv. A connection that is not up yet goes through Fanout,
+  // which connects within the same deadline.
   Reply Call(int node, const Command& cmd, int64_t timeout_us) override {
-    return CallMany({node}, cmd, timeout_us)[0];
+    Connection* c = conns_.at(static_cast<size_t>(node)).get();
+    if (!c->connected()) {
+      one_node_.assign(1, node);
+      return std::move(Fanout(one_node_, cmd, timeout_us, nullptr)[0]);
+    }
+    const int64_t deadline_us = MonoUs() + timeout_us;
+    wire_.clear();
+    AppendRespCommand(cmd, &wire_);
+    size_t written = 0;
+    for (int round = 0; round < kMaxRounds && written < wire_.size(); ++round) {
+      const ssize_t n = send(c->fd(), wire_.data() + written, wire_.size() - written,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        written += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (!WaitReady(c->fd(), POLLOUT, deadline_us)) break;
+      } else {
+        return Fail(c, Reply::IoError("send " + c->addr().ToString() + ": " + strerror(errno)));
+      }
+    }
+    if (written < wire_.size()) return Fail(c, NoReply(c, timeout_us));
+    return ReadReply(c, deadline_us, timeout_us);
   }
 
   std::vector<Reply> CallMany(const std::vector<int>& nodes, const Command& cmd,
@@ -183,23 +295,61 @@ class RedisTransport : public Transport {
   }
 
  private:
+  // Closes c (a late reply must never be read as the next command's) and returns r.
+  static Reply Fail(Connection* c, Reply r) {
+    c->Close();
+    return r;
+  }
+
+  static Reply NoReply(const Connection* c, int64_t timeout_us) {
+    return Reply::Timeout("no reply from " + c->addr().ToString() + " within " +
+                          std::to_string(timeout_us / 1000) + " ms");
+  }
+
+  // Reads c's next awaited reply (dropping the `discard` ones before it) with blocking recvs,
+  // each bounded by SO_RCVTIMEO so that the whole read ends by the deadline.
+  Reply ReadReply(Connection* c, int64_t deadline_us, int64_t timeout_us) {
+    char buf[16384];
+    for (int round = 0; round < kMaxRounds; ++round) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(c->reader(), &raw) != REDIS_OK) {
+        return Fail(c, Reply::IoError("protocol error from " + c->addr().ToString()));
+      }
+      if (raw != nullptr) {
+        if (c->discard > 0) {  // a reply nobody awaits any more
+          freeReplyObject(raw);
+          --c->discard;
+          continue;
+        }
+        Reply r = Convert(static_cast<redisReply*>(raw));
+        freeReplyObject(raw);
+        return r;
+      }
+      const int64_t left_us = deadline_us - MonoUs();
+      if (left_us <= 0) break;
+      if (!c->SetRecvTimeout(left_us)) {
+        return Fail(c,
+                    Reply::IoError("setsockopt " + c->addr().ToString() + ": " + strerror(errno)));
+      }
+      const ssize_t n = recv(c->fd(), buf, sizeof buf, 0);
+      if (n > 0) {
+        redisReaderFeed(c->reader(), buf, static_cast<size_t>(n));
+      } else if (n == 0) {
+        return Fail(c, Reply::IoError("connection closed by " + c->addr().ToString()));
+      } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+        return Fail(c, Reply::IoError("recv " + c->addr().ToString() + ": " + strerror(errno)));
+      }  // EAGAIN: SO_RCVTIMEO expired; the deadline is checked above
+    }
+    return Fail(c, NoReply(c, timeout_us));
+  }
+
   std::vector<Reply> Fanout(const std::vector<int>& nodes, const Command& cmd, int64_t timeout_us,
                             const Decided* decided) {
     const int64_t deadline_us = MonoUs() + timeout_us;
-    std::vector<const char*> argv;
-    std::vector<size_t> argvlen;
-    for (const auto& a : cmd) {
-      argv.push_back(a.data());
-      argvlen.push_back(a.size());
-    }
-    char* wire = nullptr;
-    int wire_len =
-        redisFormatCommandArgv(&wire, static_cast<int>(argv.size()), argv.data(), argvlen.data());
+    wire_.clear();
+    AppendRespCommand(cmd, &wire_);
+    const std::string& wire = wire_;
     std::vector<Reply> replies(nodes.size());
-    if (wire_len < 0) {
-      for (auto& r : replies) r = Reply::IoError("cannot format command");
-      return replies;
-    }
     enum class St { kConnecting, kWriting, kReading, kDone };
     struct Pending {
       Connection* conn;
@@ -224,9 +374,9 @@ class RedisTransport : public Transport {
       p[i].st = St::kDone;
     };
     auto try_write = [&](size_t i) {
-      while (p[i].written < static_cast<size_t>(wire_len)) {
-        ssize_t n =
-            send(p[i].conn->fd(), wire + p[i].written, wire_len - p[i].written, MSG_NOSIGNAL);
+      while (p[i].written < wire.size()) {
+        ssize_t n = send(p[i].conn->fd(), wire.data() + p[i].written, wire.size() - p[i].written,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
           p[i].written += static_cast<size_t>(n);
         } else if (n < 0 && errno == EINTR) {
@@ -242,7 +392,7 @@ class RedisTransport : public Transport {
     };
     auto try_read = [&](size_t i) {
       char buf[16384];
-      for (;;) {
+      for (int round = 0; round < kMaxRounds; ++round) {  // ends at EAGAIN or a reply
         void* raw = nullptr;
         if (redisReaderGetReply(p[i].conn->reader(), &raw) != REDIS_OK) {
           fail(i, Reply::IoError("protocol error from " + p[i].conn->addr().ToString()));
@@ -259,7 +409,7 @@ class RedisTransport : public Transport {
           p[i].st = St::kDone;
           return;
         }
-        ssize_t n = recv(p[i].conn->fd(), buf, sizeof buf, 0);
+        ssize_t n = recv(p[i].conn->fd(), buf, sizeof buf, MSG_DONTWAIT);
         if (n > 0) {
           redisReaderFeed(p[i].conn->reader(), buf, static_cast<size_t>(n));
         } else if (n == 0) {
@@ -287,7 +437,7 @@ class RedisTransport : public Transport {
         so_far[i] = p[i].st == St::kDone ? &replies[i] : nullptr;
       return (*decided)(so_far);
     };
-    for (int round = 0; round < 1000000; ++round) {  // bounded: each round waits or progresses
+    for (int round = 0; round < kMaxRounds; ++round) {  // each round waits or progresses
       if (is_decided()) {
         for (size_t i = 0; i < p.size(); ++i) {
           if (p[i].st == St::kDone) continue;
@@ -337,16 +487,14 @@ class RedisTransport : public Transport {
       }
     }
     for (size_t i = 0; i < p.size(); ++i) {
-      if (p[i].st != St::kDone) {
-        fail(i, Reply::Timeout("no reply from " + p[i].conn->addr().ToString() + " within " +
-                               std::to_string(timeout_us / 1000) + " ms"));
-      }
+      if (p[i].st != St::kDone) fail(i, NoReply(p[i].conn, timeout_us));
     }
-    redisFreeCommand(wire);
     return replies;
   }
 
   std::vector<std::unique_ptr<Connection>> conns_;
+  std::string wire_;           // the request being sent, reused across calls
+  std::vector<int> one_node_;  // Call's node list for Fanout, reused
 };
 
 }  // namespace

@@ -5,19 +5,24 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
 #include "harness/checker.h"
+#include "harness/compare.h"
 #include "harness/exec_lock.h"
 #include "harness/history.h"
 #include "harness/key_observer.h"
+#include "harness/limits.h"
+#include "harness/metrics.h"
 #include "harness/nemesis.h"
 #include "harness/placement.h"
 #include "harness/redis_server.h"
@@ -26,6 +31,7 @@
 #include "harness/shutdown.h"
 #include "harness/witness.h"
 #include "impls/registry.h"
+#include "reports/render.h"
 #include "reports/report.h"
 #include "scenarios/scenario.h"
 #include "scenarios/scenario_file.h"
@@ -34,6 +40,77 @@ namespace lockstorm {
 namespace {
 
 namespace fs = std::filesystem;
+
+// "model name" of the first CPU in /proc/cpuinfo, or "unknown".
+std::string CpuModel() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  for (int i = 0; i < 1000 && std::getline(f, line); ++i) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "unknown";
+}
+
+// The progress line of a running workload on a terminal: elapsed/remaining, acquires/s and
+// overlaps seen live, redrawn in place every kRedrawMs; erased by Stop(). Off = does nothing.
+class ProgressLine {
+ public:
+  static constexpr int kRedrawMs = 500;
+  ProgressLine(bool on, std::string label, int64_t duration_ms, const RunProgress* progress)
+      : label_(std::move(label)), duration_ms_(duration_ms), progress_(progress) {
+    if (on) thread_ = std::thread([this] { Loop(); });
+  }
+  ~ProgressLine() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) {
+      thread_.join();
+      std::cout << "\r\033[K  running " << label_ << " ..." << std::flush;
+    }
+  }
+
+ private:
+  void Loop() {
+    const auto start = std::chrono::steady_clock::now();
+    int64_t last_acquired = 0;
+    auto last = start;
+    std::unique_lock<std::mutex> lock(mu_);
+    // Bounded: ends on Stop(); each wait is kRedrawMs.
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(kRedrawMs), [this] { return stop_; })) {
+      const auto now = std::chrono::steady_clock::now();
+      const double elapsed_s = std::chrono::duration<double>(now - start).count();
+      const double dt_s = std::chrono::duration<double>(now - last).count();
+      const int64_t acquired = progress_->acquired.load(std::memory_order_relaxed);
+      const double rate = dt_s > 0 ? static_cast<double>(acquired - last_acquired) / dt_s : 0;
+      last_acquired = acquired;
+      last = now;
+      const double total_s = static_cast<double>(duration_ms_) / 1000.0;
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "\r\033[K  running %s: %.1f/%.1f s (%.1f s left), %.0f acquires/s, %lld "
+                    "acquired, %lld overlap(s) seen",
+                    label_.c_str(), elapsed_s, total_s, std::max(0.0, total_s - elapsed_s), rate,
+                    static_cast<long long>(acquired),
+                    static_cast<long long>(progress_->overlaps_seen.load()));
+      std::cout << buf << std::flush;
+    }
+  }
+
+  std::string label_;
+  int64_t duration_ms_;
+  const RunProgress* progress_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 int UsageError(const std::string& line) {
   std::cerr << "lockstorm: " << line << "\n";
@@ -136,6 +213,11 @@ Status ApplyOverrides(const RunOptions& o, Scenario* sc) {
     w.wait_ms = *o.wait_ms;
   }
   if (o.extend) w.extend = true;
+  if (o.rate_per_s) {
+    if (!(*o.rate_per_s >= 0) || *o.rate_per_s > 1e7)
+      return Status::InvalidArgument("--rate: expected cycles/s in [0, 1e7] (0 = closed loop)");
+    w.rate_per_s = *o.rate_per_s;
+  }
   if (!o.persistence.empty() && !ParsePersistence(o.persistence, &sc->persistence)) {
     return Status::InvalidArgument(
         "--persistence: expected none, rdb, aof-everysec or aof-always, got '" + o.persistence +
@@ -153,7 +235,7 @@ nlohmann::json WorkloadJson(const Workload& w) {
           {"duration_ms", w.duration_ms}, {"ttl_ms", w.ttl_ms},
           {"wait_ms", w.wait_ms},         {"holds", holds},
           {"extend", w.extend},           {"late_extend_frac", w.late_extend_frac},
-          {"check_lease", w.check_lease}};
+          {"check_lease", w.check_lease}, {"rate_per_s", w.rate_per_s}};
 }
 
 // Stale writes the witness accepted, from the history's kWrite events (per impl×scenario),
@@ -257,6 +339,9 @@ int RunCommand(const RunOptions& o) {
                       "' (see `lockstorm list`, or give a .json scenario file)");
   }
   if (Status s = ApplyOverrides(o, &scenario); !s.ok()) return UsageError(s.message());
+  if (o.repeat < 1 || o.repeat > 1000) return UsageError("--repeat: expected 1..1000");
+  if (o.progress != "auto" && o.progress != "always" && o.progress != "never")
+    return UsageError("--progress: expected auto, always or never, got '" + o.progress + "'");
   if (Status s = ValidateScenario(scenario, from_file ? o.scenario : "--scenario"); !s.ok())
     return UsageError(s.message());
   if (!IsPlacement(o.pin)) {
@@ -302,6 +387,12 @@ int RunCommand(const RunOptions& o) {
   for (const auto& i : impls)
     if (i.multi_node) nodes = o.nodes;
   if (scenario.nodes > 0) nodes = scenario.nodes;
+  // Every client holds a connection per node (and a sampler's, and proxy sockets): raise the
+  // open-file limit first, so the embedded redis-servers inherit it too.
+  if (Status s = RaiseFileLimit(FileDescriptorsNeeded(scenario.workload.clients, nodes, o.samples,
+                                                      Nemesis::NeedsLinks(scenario)));
+      !s.ok())
+    std::cerr << "lockstorm: warning: " << s.message() << "\n";
   ServerSet servers;
   if (external.empty()) {
     ServerOptions sopts;
@@ -349,7 +440,10 @@ int RunCommand(const RunOptions& o) {
       for (int i = 0; i < servers.size(); ++i)
         PinProcess(servers.server(i)->pid(), ServerCpu(o.pin));
   }
-  nlohmann::json cpu = {{"cores", ncpu}, {"pin", o.pin}, {"lockstorm_cpus", CpuListOf(getpid())}};
+  nlohmann::json cpu = {{"cores", ncpu},
+                        {"model", CpuModel()},
+                        {"pin", o.pin},
+                        {"lockstorm_cpus", CpuListOf(getpid())}};
   if (servers.embedded()) {
     nlohmann::json sc = nlohmann::json::array();
     for (int i = 0; i < servers.size(); ++i) sc.push_back(CpuListOf(servers.server(i)->pid()));
@@ -392,6 +486,9 @@ int RunCommand(const RunOptions& o) {
                     {"cpu", cpu},
                     {"start_time", IsoTimeUtc(start_time)},
                     {"command_line", o.command_line},
+                    {"mode", scenario.workload.rate_per_s > 0 ? "open" : "closed"},
+                    {"target_rate_per_s", scenario.workload.rate_per_s},
+                    {"repeat", o.repeat},
                     {"config", config}};
 
   HistoryWriter history;
@@ -415,68 +512,93 @@ int RunCommand(const RunOptions& o) {
               << ", " << scenario.workload.clients << " clients x "
               << scenario.workload.duration_ms / 1000.0 << " s per impl" << std::endl;
   }
-  std::vector<RunStats> all_stats;
-  std::map<std::string, std::vector<KeyPresence>> presences;  // impl → observed lock keys
-  for (const ImplUnderTest& impl : impls) {
-    if (stop.load()) break;
-    RunContext ctx;
-    ctx.servers = servers.addresses();
-    if (!impl.multi_node) ctx.servers.resize(1);
-    ctx.history = &history;
-    ctx.witness = &witness;
-    ctx.key_prefix = key_prefix;
-    ctx.seed = seed;
-    ctx.stop = &stop;
-    ctx.contract_samples = o.samples;
-    // The nemesis, and the fault proxies between each client and each node when the
-    // scenario cuts or slows links.
-    std::unique_ptr<LinkGrid> grid;
-    if (Nemesis::NeedsLinks(scenario)) {
-      if (Status s = LinkGrid::Start(scenario.workload.clients, ctx.servers, seed, &grid); !s.ok())
-        return UsageError("fault proxy: " + s.message());
-      LinkGrid* g = grid.get();
-      ctx.client_servers = [g](int c) { return g->ClientServers(c); };
-    }
-    NemesisTargets targets;
-    targets.servers = &servers;
-    targets.links = grid.get();
-    for (auto& rc : replica_controls) targets.replicas.push_back(rc.get());
-    targets.history = &history;
-    targets.impl = impl.name;
-    targets.impl_nodes = static_cast<int>(ctx.servers.size());
-    targets.key_prefix = key_prefix;
-    Nemesis nemesis(scenario, targets);
-    if (!scenario.nemesis.empty()) ctx.faults = &nemesis;
-    // Under link faults, watch the lock keys on every node (directly, not through the
-    // proxies) to measure ghost locks: keys set by acquires their client thinks failed.
-    std::unique_ptr<KeyObserver> observer;
-    if (grid) {
-      std::vector<std::string> keys;
-      for (int k = 0; k < scenario.workload.keys && k < 1000; ++k)
-        keys.push_back(LockKey(key_prefix, impl.name, scenario.name, k));
-      observer = std::make_unique<KeyObserver>(ctx.servers, keys);
-      if (Status s = observer->Start(); !s.ok()) {
-        std::cerr << "lockstorm: warning: key observer: " << s.message() << "\n";
-        observer.reset();
+  // Every repetition runs every impl (repetition-major, so slow drift of the machine spreads
+  // over all impls alike). With --repeat > 1 repetition k's rows are "SCENARIO#k".
+  const Scenario& base_scenario = scenario;
+  struct Pass {
+    size_t impl;        // index into impls
+    int repetition;     // 1..repeat
+    Scenario scenario;  // named SCENARIO#k when repeat > 1
+    RunStats stats;
+  };
+  std::vector<Pass> passes;
+  std::map<std::string, std::vector<KeyPresence>> presences;  // impl/scenario → lock keys
+  const bool show_progress =
+      !o.quiet && (o.progress == "always" ||
+                   (o.progress == "auto" && isatty(STDOUT_FILENO) && std::getenv("CI") == nullptr));
+  for (int rep = 1; rep <= o.repeat && !stop.load(); ++rep) {
+    for (size_t impl_index = 0; impl_index < impls.size(); ++impl_index) {
+      if (stop.load()) break;
+      const ImplUnderTest& impl = impls[impl_index];
+      Scenario scenario = base_scenario;
+      if (o.repeat > 1) scenario.name += "#" + std::to_string(rep);
+      RunContext ctx;
+      ctx.servers = servers.addresses();
+      if (!impl.multi_node) ctx.servers.resize(1);
+      ctx.history = &history;
+      ctx.witness = &witness;
+      ctx.key_prefix = key_prefix;
+      ctx.seed = seed + static_cast<uint64_t>(rep - 1);
+      ctx.stop = &stop;
+      ctx.contract_samples = o.samples;
+      RunProgress progress;
+      ctx.progress = &progress;
+      // The nemesis, and the fault proxies between each client and each node when the
+      // scenario cuts or slows links.
+      std::unique_ptr<LinkGrid> grid;
+      if (Nemesis::NeedsLinks(scenario)) {
+        if (Status s = LinkGrid::Start(scenario.workload.clients, ctx.servers, seed, &grid);
+            !s.ok())
+          return UsageError("fault proxy: " + s.message());
+        LinkGrid* g = grid.get();
+        ctx.client_servers = [g](int c) { return g->ClientServers(c); };
       }
-    }
-    if (!o.quiet) std::cout << "  running " << impl.name << " ..." << std::flush;
-    all_stats.push_back(RunWorkload(impl, scenario, ctx));
-    if (observer) {
-      observer->Stop();
-      presences[impl.name] = observer->Presences();
-    }
-    nemesis.HealAll();
-    const size_t fault_count = nemesis.records().size();
-    if (Status s = nemesis.Reset(); !s.ok())
-      std::cerr << "lockstorm: warning: resetting faults: " << s.message() << "\n";
-    if (!o.quiet) {
-      const RunStats& st = all_stats.back();
-      std::cout << " " << st.acquired << " acquired";
-      if (!scenario.nemesis.empty())
-        std::cout << ", " << fault_count << " fault event(s), " << st.pauses << " pause(s), "
-                  << st.crashes << " crash(es)";
-      std::cout << ", liveness probes " << st.probes_ok << "/" << st.probes << std::endl;
+      NemesisTargets targets;
+      targets.servers = &servers;
+      targets.links = grid.get();
+      for (auto& rc : replica_controls) targets.replicas.push_back(rc.get());
+      targets.history = &history;
+      targets.impl = impl.name;
+      targets.impl_nodes = static_cast<int>(ctx.servers.size());
+      targets.key_prefix = key_prefix;
+      Nemesis nemesis(scenario, targets);
+      if (!scenario.nemesis.empty()) ctx.faults = &nemesis;
+      // Under link faults, watch the lock keys on every node (directly, not through the
+      // proxies) to measure ghost locks: keys set by acquires their client thinks failed.
+      std::unique_ptr<KeyObserver> observer;
+      if (grid) {
+        std::vector<std::string> keys;
+        for (int k = 0; k < scenario.workload.keys && k < 1000; ++k)
+          keys.push_back(LockKey(key_prefix, impl.name, scenario.name, k));
+        observer = std::make_unique<KeyObserver>(ctx.servers, keys);
+        if (Status s = observer->Start(); !s.ok()) {
+          std::cerr << "lockstorm: warning: key observer: " << s.message() << "\n";
+          observer.reset();
+        }
+      }
+      const std::string label =
+          impl.name + (o.repeat > 1 ? " (repetition " + std::to_string(rep) + ")" : "");
+      if (!o.quiet) std::cout << "  running " << label << " ..." << std::flush;
+      ProgressLine progress_line(show_progress, label, scenario.workload.duration_ms, &progress);
+      RunStats stats = RunWorkload(impl, scenario, ctx);
+      progress_line.Stop();
+      if (observer) {
+        observer->Stop();
+        presences[impl.name + "/" + scenario.name] = observer->Presences();
+      }
+      nemesis.HealAll();
+      const size_t fault_count = nemesis.records().size();
+      if (Status s = nemesis.Reset(); !s.ok())
+        std::cerr << "lockstorm: warning: resetting faults: " << s.message() << "\n";
+      passes.push_back(Pass{impl_index, rep, scenario, std::move(stats)});
+      if (!o.quiet) {
+        const RunStats& st = passes.back().stats;
+        std::cout << " " << st.acquired << " acquired";
+        if (!scenario.nemesis.empty())
+          std::cout << ", " << fault_count << " fault event(s), " << st.pauses << " pause(s), "
+                    << st.crashes << " crash(es)";
+        std::cout << ", liveness probes " << st.probes_ok << "/" << st.probes << std::endl;
+      }
     }
   }
   done.store(true);
@@ -487,24 +609,37 @@ int RunCommand(const RunOptions& o) {
   // --- check and report.
   const std::vector<Event> events = history.Snapshot();
   auto checks = CheckHistory(events);
-  for (size_t i = 0; i < all_stats.size(); ++i) {
+  // Each pair's own events, for the contention metrics.
+  std::map<std::pair<std::string, std::string>, std::vector<Event>> by_pair;
+  for (const Event& e : events) by_pair[{e.impl, e.scenario}].push_back(e);
+  for (Pass& pass : passes) {
+    const ImplUnderTest& impl = impls[pass.impl];
+    const std::string& base_name = base_scenario.name;
     ResultRow row;
-    row.impl = impls[i].name;
-    row.scenario = scenario.name;
-    row.expected = impls[i].expected_unsafe.count(scenario.name) > 0 ? kExpectUnsafe : kExpectSafe;
-    if (auto e = impls[i].expected_by_scenario.find(scenario.name);
-        e != impls[i].expected_by_scenario.end())
+    row.impl = impl.name;
+    row.scenario = pass.scenario.name;
+    if (o.repeat > 1) {
+      row.base_scenario = base_name;
+      row.repetition = pass.repetition;
+    }
+    row.expected = impl.expected_unsafe.count(base_name) > 0 ? kExpectUnsafe : kExpectSafe;
+    if (auto e = impl.expected_by_scenario.find(base_name); e != impl.expected_by_scenario.end())
       row.expected = e->second;
     // The scenario's expectations override the lock's own declaration.
-    if (auto e = scenario.expectations.find(row.impl); e != scenario.expectations.end())
+    if (auto e = base_scenario.expectations.find(row.impl); e != base_scenario.expectations.end())
       row.expected = e->second;
-    row.stats = all_stats[i];
+    row.stats = std::move(pass.stats);
+    row.mode = base_scenario.workload.rate_per_s > 0 ? "open" : "closed";
+    row.target_rate_per_s = base_scenario.workload.rate_per_s;
     auto it = checks.find({row.impl, row.scenario});
     if (it != checks.end()) row.check = it->second;
     row.stale_writes_accepted = StaleWritesAccepted(events, row.impl, row.scenario);
     row.faults = FaultsOf(events, row.impl, row.scenario);
-    if (auto p = presences.find(row.impl); p != presences.end())
+    if (auto p = presences.find(row.impl + "/" + row.scenario); p != presences.end())
       row.ghosts = GhostReportToJson(FindGhostLocks(p->second, events, row.impl, row.scenario));
+    const std::vector<Event>& own = by_pair[{row.impl, row.scenario}];
+    row.contention = ContentionToJson(ComputeContention(own));
+    row.throughput_series = ThroughputToJson(ComputeThroughput(own, row.stats.start_us));
     JudgeRow(&row);
     report.rows.push_back(std::move(row));
   }
@@ -518,8 +653,10 @@ int RunCommand(const RunOptions& o) {
   std::cout << "\n" << ConsoleTable(report);
   std::string details = ConsoleViolations(report, 3);
   if (!details.empty()) std::cout << "\n" << details;
-  std::cout << "\nreport: " << run_dir << "/report.json  (exit " << report.exit_code << ")"
-            << (report.interrupted ? " — interrupted" : "") << std::endl;
+  if (Status s = RenderRunDir(run_dir); !s.ok())
+    std::cerr << "lockstorm: warning: reports: " << s.message() << "\n";
+  std::cout << "\nreport: " << run_dir << "/report.json, report.md, report.html, junit.xml  (exit "
+            << report.exit_code << ")" << (report.interrupted ? " — interrupted" : "") << std::endl;
   servers.StopAll();
   return report.exit_code;
 }
@@ -597,6 +734,32 @@ int CheckCommand(const std::string& run_dir) {
   std::cout << (changed ? std::to_string(changed) + " verdict(s) differ from the stored report\n"
                         : "verdicts match the stored report\n");
   return report.exit_code;
+}
+
+int ReportCommand(const std::string& run_dir) {
+  if (Status s = RenderRunDir(run_dir); !s.ok()) return UsageError("report: " + s.message());
+  std::cout << "wrote " << run_dir << "/report.md, " << run_dir << "/report.html, " << run_dir
+            << "/junit.xml\n";
+  return kExitOk;
+}
+
+int CompareCommand(const CompareCommandOptions& o) {
+  CompareOptions opt;
+  opt.threshold_pct = o.threshold_pct;
+  opt.alpha = o.alpha;
+  if (!o.metrics.empty()) opt.metrics = o.metrics;
+  if (Status s = CheckCompareOptions(opt); !s.ok()) return UsageError(s.message());
+  nlohmann::json base, candidate;
+  if (Status s = LoadReportFile(o.base, &base); !s.ok()) return UsageError(s.message());
+  if (Status s = LoadReportFile(o.candidate, &candidate); !s.ok()) return UsageError(s.message());
+  const CompareResult r = CompareReports(base, candidate, opt);
+  std::cout << r.markdown;
+  if (!o.out_md.empty()) {
+    std::ofstream f(o.out_md);
+    f << r.markdown;
+    if (!f) return UsageError("--out: cannot write " + o.out_md);
+  }
+  return r.exit_code;
 }
 
 }  // namespace lockstorm

@@ -28,6 +28,9 @@ struct RunOptions {
   std::string pin = "none";      // none | same | split
   bool quiet = false;
   bool samples = true;       // contract samples (GET+PTTL after acquires); --no-samples turns off
+  std::optional<double> rate_per_s;  // open loop at this total cycle rate (0 = closed loop)
+  int repeat = 1;                    // repetitions of every impl (rows "SCENARIO#k")
+  std::string progress = "auto";     // auto (a TTY outside CI) | always | never
   std::string command_line;  // for the report's context
 };
 
@@ -43,5 +46,20 @@ int ListCommand();
 
 // Re-checks a stored run directory offline and prints the table; returns the exit code.
 int CheckCommand(const std::string& run_dir);
+
+// Re-renders report.md, report.html and junit.xml from RUN_DIR's report.json and
+// history.jsonl. 0, or 4 with one line on stderr.
+int ReportCommand(const std::string& run_dir);
+
+struct CompareCommandOptions {
+  std::string base, candidate;  // run directories or report.json files
+  double threshold_pct = 10;
+  double alpha = 0.05;
+  std::vector<std::string> metrics;  // HIST.FIELD, e.g. acquire.p50 (empty = compare's default)
+  std::string out_md;  // also write the Markdown here ("" = stdout only)
+};
+// `lockstorm compare`: prints the comparison as Markdown; 0 = the gate passes, 1 = it fails
+// (harness/compare.h), 4 = usage error.
+int CompareCommand(const CompareCommandOptions& opts);
 
 }  // namespace lockstorm

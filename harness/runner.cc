@@ -116,6 +116,11 @@ struct Shared {
   int64_t end_us;  // HistoryNowUs() deadline of the safety phase
   FaultBoard* board;
   int64_t liveness_bound_ms;
+  int64_t start_us = 0;  // HistoryNowUs() at the safety phase's start
+  // Per key: the validity deadline (history clock) of the lease last granted on it, 0 once
+  // released. An ok acquire completing before the previous lease's deadline is an overlap
+  // seen live (a hint for the progress line; the checker decides from the history).
+  std::vector<std::atomic<int64_t>>* holders = nullptr;
 };
 
 // The harness's own view of a lock key: GET and PTTL on every node the impl uses, directly
@@ -204,6 +209,12 @@ class Client : public LockObserver {
 
   void Run() {
     const Workload& w = sh_.scenario->workload;
+    if (w.rate_per_s > 0) {
+      // Open loop: this client's share of the rate, staggered among the clients.
+      const double per_client = w.rate_per_s / static_cast<double>(w.clients);
+      interval_us_ = std::max<int64_t>(1, static_cast<int64_t>(1e6 / per_client));
+      next_start_us_ = sh_.start_us + interval_us_ * index_ / w.clients;
+    }
     // Bounded: ends at the duration, or on stop; each iteration's waits are bounded by
     // ttl, wait, hold and fault budgets.
     while (HistoryNowUs() < sh_.end_us && !sh_.ctx->stop->load()) {
@@ -326,8 +337,28 @@ class Client : public LockObserver {
     RealClock()->SleepUs(std::min(revive_at_us_ - now, kFaultPollUs));
   }
 
+  // Open loop: waits for this client's next slot (bounded by the safety phase's end) and
+  // returns the slot's start; false if the phase ended first. Closed loop: now.
+  bool WaitForSlot(int64_t* intended_us) {
+    if (interval_us_ == 0) {
+      *intended_us = HistoryNowUs();
+      return true;
+    }
+    // Bounded: each sleep is at most kFaultPollUs and the loop ends at end_us.
+    for (int64_t now = HistoryNowUs(); now < next_start_us_; now = HistoryNowUs()) {
+      if (now >= sh_.end_us || sh_.ctx->stop->load()) return false;
+      RealClock()->SleepUs(std::min({next_start_us_ - now, sh_.end_us - now, kFaultPollUs}));
+    }
+    *intended_us = next_start_us_;
+    next_start_us_ += interval_us_;  // behind schedule: the next cycle starts at once
+    return HistoryNowUs() < sh_.end_us;
+  }
+
   void Iteration(const Workload& w) {
-    const std::string& key = sh_.keys[rng_() % sh_.keys.size()];
+    int64_t intended_us = 0;
+    if (!WaitForSlot(&intended_us)) return;
+    const size_t key_index = rng_() % sh_.keys.size();
+    const std::string& key = sh_.keys[key_index];
     const int64_t hold_us = SampleHoldUs(w);
 
     mid_acquire_crash_.reset();
@@ -337,6 +368,7 @@ class Client : public LockObserver {
     AcquireResult ar = TimedAcquire(key, w.wait_ms, &acq, &acquired_local_us);
     ++stats_->acquires;
     stats_->attempts += ar.attempts;
+    if (sh_.ctx->progress) sh_.ctx->progress->cycles.fetch_add(1, std::memory_order_relaxed);
     // A crash inside the acquire: at the lock's crash point, or (a lock whose acquire is one
     // command, which offers none) right after it, before the client saw the reply.
     if (!mid_acquire_crash_ && !saw_crash_point_ && ar.outcome == Outcome::kOk) {
@@ -361,7 +393,10 @@ class Client : public LockObserver {
       if (ar.outcome == Outcome::kFail && !ar.lease.token.empty())
         SampleKey(sampler_.get(), *sh_.ctx, sh_.impl->name, sh_.scenario->name, index_, key,
                   acq.op_id, kSampleAfterFail);
-      if (ar.outcome == Outcome::kFail) ++stats_->contended;
+      if (ar.outcome == Outcome::kFail) {
+        ++stats_->contended;
+        stats_->acquire_contended_us.Record(acq.complete_us - acq.invoke_us);
+      }
       if (ar.outcome == Outcome::kUnknown) {
         ++stats_->unknown;
         clock_.SleepUs(1000);  // do not spin on a dead node
@@ -372,17 +407,29 @@ class Client : public LockObserver {
     deadline_us_.store(acquired_local_us + ar.lease.valid_ms * 1000);
     sh_.ctx->history->Append(acq);
     ++stats_->acquired;
+    if (acq.complete_us <= sh_.end_us) ++stats_->acquired_in_window;
     ++stats_->acquired_per_client[static_cast<size_t>(index_)];
     stats_->acquire_us.Record(acq.complete_us - acq.invoke_us);
+    stats_->time_to_acquire_us.Record(acq.complete_us - intended_us);
+    std::atomic<int64_t>& holder = (*sh_.holders)[key_index];
+    const int64_t my_deadline_us = acq.complete_us + ar.lease.valid_ms * 1000;
+    if (holder.exchange(my_deadline_us) > acq.complete_us) {
+      ++stats_->overlaps_seen;
+      if (sh_.ctx->progress) sh_.ctx->progress->overlaps_seen.fetch_add(1);
+    }
+    if (sh_.ctx->progress) sh_.ctx->progress->acquired.fetch_add(1, std::memory_order_relaxed);
     // The validity the lock reported must not outlive its key on a quorum of nodes.
     SampleKey(sampler_.get(), *sh_.ctx, sh_.impl->name, sh_.scenario->name, index_, key, acq.op_id,
               kSampleAfterAcquire);
 
     if (!CriticalSection(w, ar.lease, acq.op_id, hold_us, acquired_local_us)) return;  // died
+    int64_t expected = my_deadline_us;
+    holder.compare_exchange_strong(expected, 0);  // released, unless another lease took over
 
     const Event rel = Release(ar.lease, acq.op_id, "");
     lease_op_.store(-1);
     stats_->release_us.Record(rel.complete_us - rel.invoke_us);
+    if (rel.outcome == Outcome::kOk) stats_->cycle_us.Record(rel.complete_us - intended_us);
     if (rel.outcome == Outcome::kOk) ++stats_->releases_ok;
     if (rel.outcome == Outcome::kFail) ++stats_->releases_fail;
     if (rel.outcome == Outcome::kUnknown) ++stats_->releases_unknown;
@@ -403,6 +450,7 @@ class Client : public LockObserver {
     acq->complete_us = HistoryNowUs();
     acq->outcome = ar.outcome;
     acq->attempts = ar.attempts;
+    acq->split_votes = ar.split_votes;
     acq->token = ar.lease.token;
     acq->fence = ar.lease.fence;
     acq->valid_ms = ar.lease.valid_ms;
@@ -567,7 +615,9 @@ class Client : public LockObserver {
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<Transport> sampler_;  // direct to the nodes; null without contract samples
   std::unique_ptr<Lock> lock_;
-  int incarnation_ = 0;  // restarts after crashes (each gets fresh lock seeds)
+  int incarnation_ = 0;        // restarts after crashes (each gets fresh lock seeds)
+  int64_t interval_us_ = 0;    // open loop: time between this client's cycle starts; 0 = closed
+  int64_t next_start_us_ = 0;  // open loop: the next cycle's intended start (history clock)
   int64_t revive_at_us_ = 0;
   std::optional<ClientFaultRequest> mid_acquire_crash_;
   std::string crash_point_;
@@ -609,6 +659,42 @@ const char* ClientFaultName(ClientFault f) {
   return "?";
 }
 
+namespace {
+
+// PINGs every node directly every kHealthIntervalMs until `end_us` or stop (bounded by both).
+std::vector<NodeHealth> WatchNodes(const RunContext& ctx, int64_t end_us) {
+  constexpr int64_t kPingTimeoutUs = 200'000;
+  std::vector<NodeHealth> health(ctx.servers.size());
+  for (size_t i = 0; i < health.size(); ++i) {
+    health[i].node = static_cast<int>(i);
+    health[i].address = ctx.servers[i].ToString();
+  }
+  std::unique_ptr<Transport> t = NewSampler(ctx);
+  if (!t) return health;
+  for (int64_t next_us = HistoryNowUs(); HistoryNowUs() < end_us && !ctx.stop->load();) {
+    for (size_t i = 0; i < health.size() && static_cast<int>(i) < t->node_count(); ++i) {
+      const int64_t t0 = HistoryNowUs();
+      const Reply r = t->Call(static_cast<int>(i), {"PING"}, kPingTimeoutUs);
+      const int64_t rtt_us = HistoryNowUs() - t0;
+      if (r.type == Reply::Type::kStatus && r.str == "PONG") {
+        ++health[i].pings;
+        health[i].ping_us.Record(rtt_us);
+      } else {
+        ++health[i].errors;
+      }
+    }
+    next_us += kHealthIntervalMs * 1000;
+    const int64_t now = HistoryNowUs();
+    if (next_us > now)
+      RealClock()->SleepUs(std::min(next_us - now, std::max<int64_t>(end_us - now, 0)));
+    else
+      next_us = now;
+  }
+  return health;
+}
+
+}  // namespace
+
 RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const RunContext& ctx) {
   const Workload& w = scenario.workload;
   FaultBoard board;
@@ -620,6 +706,8 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
     sh.keys.push_back(LockKey(ctx.key_prefix, impl.name, scenario.name, k));
   GuardedResource resource(sh.keys);
   sh.resource = &resource;
+  std::vector<std::atomic<int64_t>> holders(sh.keys.size());
+  sh.holders = &holders;
 
   std::vector<RunStats> per_client(static_cast<size_t>(w.clients));
   std::vector<std::unique_ptr<Client>> clients;
@@ -644,8 +732,14 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   }
   prepared.wait();
   const int64_t start_us = HistoryNowUs();
+  sh.start_us = start_us;
   sh.end_us = start_us + w.duration_ms * 1000;
   go.count_down();
+  std::vector<NodeHealth> health;
+  std::thread health_thread;
+  if (ctx.node_health && !ctx.servers.empty()) {
+    health_thread = std::thread([&] { health = WatchNodes(ctx, sh.end_us); });
+  }
   // Safety phase: the workload runs with the nemesis' faults until the duration ends.
   if (ctx.faults) {
     ctx.faults->Begin(&control, start_us);
@@ -656,6 +750,7 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   }
   for (auto& t : threads) t.join();
   const int64_t safety_end_us = HistoryNowUs();
+  if (health_thread.joinable()) health_thread.join();
   // Liveness phase: every fault healed; each client in turn must acquire within the bound.
   if (ctx.liveness_phase && !ctx.stop->load()) {
     std::set<std::string> failed_keys;
@@ -681,6 +776,7 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
     total.attempts += s.attempts;
     total.acquires += s.acquires;
     total.acquired += s.acquired;
+    total.acquired_in_window += s.acquired_in_window;
     total.contended += s.contended;
     total.unknown += s.unknown;
     total.releases_ok += s.releases_ok;
@@ -700,11 +796,19 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
       if (total.infra_errors.size() < kMaxInfraErrorsKept) total.infra_errors.push_back(e);
     for (size_t i = 0; i < s.acquired_per_client.size(); ++i)
       total.acquired_per_client[i] += s.acquired_per_client[i];
+    total.overlaps_seen += s.overlaps_seen;
     total.acquire_us.Merge(s.acquire_us);
+    total.acquire_contended_us.Merge(s.acquire_contended_us);
+    total.time_to_acquire_us.Merge(s.time_to_acquire_us);
     total.release_us.Merge(s.release_us);
     total.extend_us.Merge(s.extend_us);
+    total.cycle_us.Merge(s.cycle_us);
   }
-  total.elapsed_us = safety_end_us - start_us;  // the safety phase: throughput's denominator
+  total.node_health = std::move(health);
+  total.start_us = start_us;
+  total.elapsed_us = safety_end_us - start_us;
+  total.window_us =
+      std::min(safety_end_us, sh.end_us) - start_us;  // the safety phase: throughput's denominator
   return total;
 }
 

@@ -50,6 +50,24 @@ struct ImplUnderTest {
       make;
 };
 
+// A direct PING to one node every kHealthIntervalMs during the safety phase (not through the
+// fault links): the node's own health while the run goes.
+struct NodeHealth {
+  int node = 0;
+  std::string address;
+  int64_t pings = 0;   // answered PONG
+  int64_t errors = 0;  // no answer within the timeout, or an error reply
+  Histogram ping_us;   // round trip of the answered pings
+};
+
+// Live counters of a running workload, for the progress line (harness/run.cc). Written by the
+// client threads (relaxed atomics), read by anyone.
+struct RunProgress {
+  std::atomic<int64_t> cycles{0};         // acquire operations completed
+  std::atomic<int64_t> acquired{0};       // ... ok
+  std::atomic<int64_t> overlaps_seen{0};  // ok acquires while another client held the key
+};
+
 struct RunStats {
   std::string impl;
   std::string scenario;
@@ -67,10 +85,24 @@ struct RunStats {
   std::vector<int64_t> acquired_per_client;
   std::vector<std::string> infra_errors;  // plug-in crashes/hangs/garbage (capped)
   int64_t infra_error_count = 0;
+  // The safety phase, from its start to the last client's return: cycles begun before the
+  // deadline finish after it, so this exceeds the duration by up to a hold + a wait.
   int64_t elapsed_us = 0;
-  Histogram acquire_us;  // ok acquires, invoke → complete (includes waiting)
+  // The duration window [start, start + duration] (shorter if stopped early) and the ok
+  // acquires completed in it: throughput = acquired_in_window / window_us.
+  int64_t window_us = 0;
+  int64_t acquired_in_window = 0;
+  int64_t start_us = 0;       // the safety phase's start on the history clock (HistoryNowUs)
+  int64_t overlaps_seen = 0;  // online hint: ok acquires while another client held the key
+  Histogram acquire_us;       // ok acquires, invoke → complete (includes waiting and retries)
+  Histogram acquire_contended_us;  // acquires that ended fail (wait budget spent)
+  // Ok acquires, from the cycle's intended start (open loop: its slot in the schedule; closed
+  // loop: the acquire's invoke) to the acquire's completion.
+  Histogram time_to_acquire_us;
   Histogram release_us;
   Histogram extend_us;
+  Histogram cycle_us;  // intended start → release complete, for cycles that released
+  std::vector<NodeHealth> node_health;  // one per node, in node order
 };
 
 // Client faults the nemesis asks the runner for (the runner owns the clients).
@@ -137,7 +169,12 @@ struct RunContext {
   // failed acquire and after the run, as kSample events for the contract checks. Costs one
   // round trip per sampled operation outside the measured latencies.
   bool contract_samples = true;
+  // PING every node directly every kHealthIntervalMs during the safety phase (node_health).
+  bool node_health = true;
+  RunProgress* progress = nullptr;  // live counters; null = none. Not owned.
 };
+
+inline constexpr int64_t kHealthIntervalMs = 100;
 
 // Runs `impl` through `scenario`. Never throws; infrastructure errors are counted in stats.
 RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const RunContext& ctx);

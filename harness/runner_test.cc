@@ -172,3 +172,126 @@ TEST(RunnerTest, CrashMidAcquireLeavesSetnxExpireKeyWithoutTtl) {
 
 }  // namespace
 }  // namespace lockstorm
+
+namespace lockstorm {
+namespace {
+
+// A lock that stalls once, inside its `stall_at`-th acquire, for `stall_us` (a GC pause of
+// the client): the rest is token-lua.
+class StallingLock : public Lock {
+ public:
+  StallingLock(std::unique_ptr<Lock> inner, int stall_at, int64_t stall_us)
+      : inner_(std::move(inner)), stall_at_(stall_at), stall_us_(stall_us) {}
+  AcquireResult Acquire(const std::string& key, int64_t ttl_ms, int64_t wait_ms) override {
+    if (++acquires_ == stall_at_) RealClock()->SleepUs(stall_us_);
+    return inner_->Acquire(key, ttl_ms, wait_ms);
+  }
+  ReleaseResult Release(const Lease& lease) override { return inner_->Release(lease); }
+  ExtendResult Extend(const Lease& lease, int64_t ttl_ms) override {
+    return inner_->Extend(lease, ttl_ms);
+  }
+
+ private:
+  std::unique_ptr<Lock> inner_;
+  int stall_at_;
+  int64_t stall_us_;
+  int acquires_ = 0;
+};
+
+RunStats RunFakeImpl(const ImplUnderTest& impl, const Scenario& scenario, HistoryWriter* history) {
+  testing::FakeRedis redis;
+  std::atomic<bool> stop{false};
+  Witness witness;
+  RunContext ctx;
+  ctx.servers = {ServerAddress{"127.0.0.1", 1}};
+  ctx.history = history;
+  ctx.witness = &witness;
+  ctx.key_prefix = "t:";
+  ctx.seed = 1;
+  ctx.stop = &stop;
+  ctx.liveness_phase = false;
+  ctx.new_transport = [&redis](const std::vector<ServerAddress>&) {
+    return std::make_unique<testing::FakeTransport>(&redis);
+  };
+  return RunWorkload(impl, scenario, ctx);
+}
+
+ImplUnderTest TokenLua(int stall_at = 0, int64_t stall_us = 0) {
+  const ImplInfo* info = FindBuiltinImpl("token-lua");
+  ImplUnderTest impl;
+  impl.name = info->name;
+  impl.make = [info, stall_at, stall_us](int, const LockEnv& env,
+                                         const std::vector<ServerAddress>&) {
+    std::unique_ptr<Lock> l = info->make(env);
+    if (stall_at == 0) return l;
+    return std::unique_ptr<Lock>(std::make_unique<StallingLock>(std::move(l), stall_at, stall_us));
+  };
+  return impl;
+}
+
+// Uncontended (a key per client), no holds: the lock's own speed decides.
+Scenario Uncontended(int clients, int64_t duration_ms, double rate_per_s) {
+  Scenario s = *FindBuiltinScenario("contention");
+  s.workload.clients = clients;
+  s.workload.keys = clients * 64;
+  s.workload.duration_ms = duration_ms;
+  s.workload.ttl_ms = 1000;
+  s.workload.holds = {{1.0, 0.0, 0.0}};
+  s.workload.rate_per_s = rate_per_s;
+  return s;
+}
+
+TEST(RunnerOpenLoopTest, CyclesFollowTheScheduleNotTheLocksSpeed) {
+  // In one run of each: the closed loop goes as fast as the in-memory Redis allows; the open
+  // loop starts at most rate x duration cycles (plus one in flight per client).
+  HistoryWriter h1, h2;
+  RunStats closed = RunFakeImpl(TokenLua(), Uncontended(2, 400, 0), &h1);
+  RunStats open = RunFakeImpl(TokenLua(), Uncontended(2, 400, 100), &h2);
+  EXPECT_LE(open.acquires, 40 + 2);
+  EXPECT_GE(open.acquires, 1);
+  EXPECT_GT(closed.acquires, 2 * open.acquires);  // the schedule, not the lock, set the pace
+  EXPECT_EQ(open.time_to_acquire_us.count(), static_cast<uint64_t>(open.acquired));
+  EXPECT_EQ(open.cycle_us.count(), static_cast<uint64_t>(open.releases_ok));
+}
+
+TEST(RunnerOpenLoopTest, AStalledClientsBacklogCountsInTimeToAcquire) {
+  // One client, a cycle every 2 ms; its 5th acquire stalls 60 ms. The stalled acquire alone
+  // is slow in service time (acquire_us); measured from their intended starts, the cycles
+  // queued behind it are slow too (coordinated omission corrected).
+  HistoryWriter history;
+  RunStats st = RunFakeImpl(TokenLua(5, 60000), Uncontended(1, 400, 500), &history);
+  ASSERT_GE(st.acquired, 20);
+  int64_t slow_service = 0, slow_from_intent = 0;
+  for (const Event& e : history.Snapshot()) {
+    if (e.type == OpType::kAcquire && e.outcome == Outcome::kOk &&
+        e.complete_us - e.invoke_us >= 20000)
+      ++slow_service;
+  }
+  // Count cycles whose time-to-acquire was >= 20 ms via the histogram's ranks.
+  const uint64_t n = st.time_to_acquire_us.count();
+  for (uint64_t rank = 1; rank <= n; ++rank) {
+    const double p = 100.0 * static_cast<double>(rank) / static_cast<double>(n);
+    if (st.time_to_acquire_us.Percentile(p) >= 20000) ++slow_from_intent;
+  }
+  EXPECT_EQ(slow_service, 1);
+  // The stall covers ~30 slots; at least the next 10 cycles started >= 20 ms late.
+  EXPECT_GE(slow_from_intent, 10);
+  EXPECT_GE(st.time_to_acquire_us.max(), 60000);
+}
+
+TEST(RunnerTest, NodeHealthPingsEveryNodeDuringTheRun) {
+  HistoryWriter history;
+  RunStats st = RunFakeImpl(TokenLua(), Uncontended(2, 300, 0), &history);
+  ASSERT_EQ(st.node_health.size(), 1u);
+  EXPECT_EQ(st.node_health[0].address, "127.0.0.1:1");
+  EXPECT_GE(st.node_health[0].pings, 1);
+  EXPECT_EQ(st.node_health[0].errors, 0);
+  EXPECT_EQ(st.node_health[0].ping_us.count(), static_cast<uint64_t>(st.node_health[0].pings));
+  // Throughput's window is the duration; acquires completed in it are a subset.
+  EXPECT_GT(st.window_us, 0);
+  EXPECT_LE(st.window_us, st.elapsed_us);
+  EXPECT_LE(st.acquired_in_window, st.acquired);
+}
+
+}  // namespace
+}  // namespace lockstorm

@@ -121,7 +121,9 @@ class RedlockLock : public Lock {
       ++result.attempts;
       result.lease = Lease{};
       const std::string token = options_.retry_keeps_partials ? kept_token : RandomToken(rng_);
-      result.outcome = TryOnce(key, ttl_ms, token, &result.lease, &result.error);
+      int votes = 0;
+      result.outcome = TryOnce(key, ttl_ms, token, &result.lease, &result.error, &votes);
+      if (result.outcome != Outcome::kOk && votes > 0 && votes < quorum_) ++result.split_votes;
       if (result.outcome != Outcome::kFail) return result;
       const int64_t left_us = deadline_us - clock_->NowUs();
       if (left_us <= 0) {
@@ -203,8 +205,9 @@ class RedlockLock : public Lock {
  private:
   // One attempt with `token`. kOk fills *lease; kFail: a majority is definitely not ours;
   // kUnknown: a quorum of our keys may exist. *why explains a non-kOk outcome.
+  // *votes = the OKs seen before the outcome was decided.
   Outcome TryOnce(const std::string& key, int64_t ttl_ms, const std::string& token, Lease* lease,
-                  std::string* why) {
+                  std::string* why, int* votes) {
     const int64_t t0 = clock_->NowUs();
     // Stop waiting once the outcome is decided: a quorum of OKs, or so many definite refusals
     // that no quorum is possible. The slowest nodes then do not add to the latency; their SET
@@ -232,6 +235,7 @@ class RedlockLock : public Lock {
     const int64_t validity_ms = (ttl_ms * 1000 - CountedUs(elapsed_us) - Drift(ttl_ms)) / 1000;
     int oks = 0;
     for (const Reply& r : replies) oks += r.is_ok_status() ? 1 : 0;
+    *votes = oks;
     if (oks >= quorum_ && validity_ms >= 1) {
       PruneExpired(t0);
       valid_until_us_[token] = t0 + ttl_ms * 1000 - Drift(ttl_ms);

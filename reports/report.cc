@@ -51,6 +51,12 @@ nlohmann::json ReportToJson(const RunReport& report) {
     nlohmann::json row;
     row["impl"] = r.impl;
     row["scenario"] = r.scenario;
+    if (!r.base_scenario.empty()) {
+      row["base_scenario"] = r.base_scenario;
+      row["repetition"] = r.repetition;
+    }
+    row["mode"] = r.mode;
+    row["target_rate_per_s"] = r.target_rate_per_s;
     row["verdict"] = r.verdict;
     row["expected"] = r.expected;
     row["expected_unsafe"] = r.expected == "unsafe";  // schema v1 field, kept
@@ -77,15 +83,40 @@ nlohmann::json ReportToJson(const RunReport& report) {
         {"crashes", s.crashes},
         {"probes", s.probes},
         {"probes_ok", s.probes_ok},
+        {"overlaps_seen", s.overlaps_seen},
     };
     row["acquired_per_client"] = s.acquired_per_client;
     row["elapsed_us"] = s.elapsed_us;
+    // Over the duration window (ok acquires completed in it); re-checked rows, which have no
+    // window, fall back to everything over the elapsed time.
     row["throughput_acquired_per_s"] =
-        s.elapsed_us > 0 ? static_cast<double>(s.acquired) * 1e6 / static_cast<double>(s.elapsed_us)
-                         : 0.0;
+        s.window_us > 0
+            ? static_cast<double>(s.acquired_in_window) * 1e6 / static_cast<double>(s.window_us)
+        : s.elapsed_us > 0
+            ? static_cast<double>(s.acquired) * 1e6 / static_cast<double>(s.elapsed_us)
+            : 0.0;
+    row["window_us"] = s.window_us;
     row["latency_us"] = {{"acquire", s.acquire_us.ToJson()},
+                         {"acquire_contended", s.acquire_contended_us.ToJson()},
+                         {"time_to_acquire", s.time_to_acquire_us.ToJson()},
                          {"release", s.release_us.ToJson()},
-                         {"extend", s.extend_us.ToJson()}};
+                         {"extend", s.extend_us.ToJson()},
+                         {"cycle", s.cycle_us.ToJson()}};
+    row["latency_curves_us"] = {{"acquire", s.acquire_us.CurveToJson()},
+                                {"time_to_acquire", s.time_to_acquire_us.CurveToJson()},
+                                {"release", s.release_us.CurveToJson()},
+                                {"cycle", s.cycle_us.CurveToJson()}};
+    if (!r.contention.is_null()) row["contention"] = r.contention;
+    if (!r.throughput_series.is_null()) row["throughput_series"] = r.throughput_series;
+    row["node_health"] = nlohmann::json::array();
+    for (const NodeHealth& h : s.node_health) {
+      row["node_health"].push_back({{"node", h.node},
+                                    {"address", h.address},
+                                    {"pings", h.pings},
+                                    {"errors", h.errors},
+                                    {"ping_us", h.ping_us.ToJson()}});
+    }
+    row["start_us"] = s.start_us;
     row["check"] = CheckResultToJson(r.check);
     row["violations"] = nlohmann::json::array();
     for (const Violation& v : r.check.violations) row["violations"].push_back(ViolationToJson(v));

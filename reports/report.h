@@ -12,7 +12,7 @@
 
 namespace lockstorm {
 
-inline constexpr int kReportSchemaVersion = 1;
+inline constexpr int kReportSchemaVersion = 2;
 
 // Exit codes of `lockstorm run` and `lockstorm check` (docs/exit-codes.md).
 enum ExitCode : int {
@@ -26,7 +26,11 @@ enum ExitCode : int {
 // One implementation × scenario.
 struct ResultRow {
   std::string impl;
-  std::string scenario;
+  std::string scenario;         // "NAME", or "NAME#k" for repetition k of --repeat
+  std::string base_scenario;    // "NAME" when repeated, else ""
+  int repetition = 0;           // k when repeated, else 0
+  std::string mode = "closed";  // closed | open (Workload::rate_per_s)
+  double target_rate_per_s = 0;
   // kExpectSafe | kExpectUnsafe | kExpectLiveness (scenarios/scenario.h): the prediction.
   std::string expected = "safe";
   RunStats stats;     // what the runner measured (absent fields stay 0 when re-checked)
@@ -35,7 +39,9 @@ struct ResultRow {
   std::string verdict;  // pass | fail | expected-fail | unexpected-pass | inconclusive
   std::string failure;  // when verdict is fail or expected-fail: "safety" or "liveness"
   nlohmann::json faults = nlohmann::json::array();  // fault periods (history kFault/kCrash)
-  nlohmann::json ghosts;  // GhostReportToJson when lock keys were observed, else null
+  nlohmann::json ghosts;             // GhostReportToJson when lock keys were observed, else null
+  nlohmann::json contention;         // ContentionToJson (harness/metrics.h), or null
+  nlohmann::json throughput_series;  // ThroughputToJson, or null
 };
 
 // Sets row->verdict and row->failure from row->check, row->expected and

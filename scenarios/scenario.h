@@ -35,6 +35,12 @@ struct Workload {
   // validity ended (a renewal delayed by a pause). A correct lock must refuse it.
   double late_extend_frac = 0;
   bool check_lease = true;  // honest client: stops using the lock when validity ends
+  // 0 = closed loop (each client starts its next cycle as soon as the last one ended: the
+  // capacity). > 0 = open loop: cycles are scheduled at this total rate over all clients
+  // (each client at rate_per_s / clients, evenly staggered), and time-to-acquire and cycle
+  // latencies are timed from each cycle's intended start, so a stalled client's backlog is
+  // counted (coordinated omission corrected, as wrk2 does).
+  double rate_per_s = 0;
 
   bool operator==(const Workload&) const = default;
 };

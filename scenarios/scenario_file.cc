@@ -135,6 +135,7 @@ constexpr int kMaxNodesUnset = 15;
 
 constexpr double kMaxWeight = 1e6;
 constexpr double kMaxTtlFrac = 1000;
+constexpr double kMaxRatePerS = 1e7;  // workload.rate_per_s (open loop)
 constexpr double kMaxRate = 1000;
 
 const char* const kExpectations[] = {kExpectSafe, kExpectUnsafe, kExpectLiveness};
@@ -334,9 +335,10 @@ class Parser {
 
   Status ReadWorkload(const json& w, Workload* out) {
     const std::string path = "$.workload";
-    LOCKSTORM_RETURN_IF_ERROR(CheckObject(w, path,
-                                          {"clients", "keys", "duration_ms", "ttl_ms", "wait_ms",
-                                           "holds", "extend", "late_extend_frac", "check_lease"}));
+    LOCKSTORM_RETURN_IF_ERROR(
+        CheckObject(w, path,
+                    {"clients", "keys", "duration_ms", "ttl_ms", "wait_ms", "holds", "extend",
+                     "late_extend_frac", "check_lease", "rate_per_s"}));
     LOCKSTORM_RETURN_IF_ERROR(ReadInt(w, path, "clients", kClientsRange, &out->clients));
     LOCKSTORM_RETURN_IF_ERROR(ReadInt(w, path, "keys", kKeysRange, &out->keys));
     LOCKSTORM_RETURN_IF_ERROR(
@@ -370,6 +372,8 @@ class Parser {
     LOCKSTORM_RETURN_IF_ERROR(
         ReadNumber(w, path, "late_extend_frac", 0, false, 1.0, &out->late_extend_frac));
     LOCKSTORM_RETURN_IF_ERROR(ReadBool(w, path, "check_lease", &out->check_lease));
+    LOCKSTORM_RETURN_IF_ERROR(
+        ReadNumber(w, path, "rate_per_s", 0, false, kMaxRatePerS, &out->rate_per_s));
     return Status::Ok();
   }
 
@@ -757,7 +761,8 @@ std::string ScenarioToJson(const Scenario& s) {
         {"holds", holds},
         {"extend", w.extend},
         {"late_extend_frac", w.late_extend_frac},
-        {"check_lease", w.check_lease}}},
+        {"check_lease", w.check_lease},
+        {"rate_per_s", w.rate_per_s}}},
       {"nemesis", nemesis},
       {"expectations", expectations},
       {"liveness_bound_ms", s.liveness_bound_ms},

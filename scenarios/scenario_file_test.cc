@@ -184,7 +184,7 @@ TEST(ScenarioFileTest, EveryValidationErrorNamesThePathAndTheExpectation) {
       {R"({"name": "x", "workload": []})", "t.json: $.workload: expected an object, got []"},
       {WithWorkload(R"("ttl": 5)"),
        "t.json: $.workload.ttl: unknown key (expected one of clients, keys, duration_ms, ttl_ms, "
-       "wait_ms, holds, extend, late_extend_frac, check_lease)"},
+       "wait_ms, holds, extend, late_extend_frac, check_lease, rate_per_s)"},
       {WithWorkload(R"("clients": 0)"),
        "t.json: $.workload.clients: expected an integer in 1..10000, got 0"},
       {WithWorkload(R"("clients": 10001)"),

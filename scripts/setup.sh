@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what lockstorm needs from Debian's packages (and the node adapter's npm packages).
 # Idempotent: installs only what is missing. Needs root only when something is missing.
+#   scripts/setup.sh        what building and running lockstorm needs
+#   scripts/setup.sh test   also what the tests need (chromium, for the HTML report's test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config git
   libhiredis-dev librapidcheck-dev nlohmann-json3-dev libbenchmark-dev libgtest-dev libgmock-dev
   libcli11-dev redis-server redis-tools redis-sentinel python3 python3-redis)
+if [ "${1:-}" = test ]; then PACKAGES+=(chromium fonts-liberation); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

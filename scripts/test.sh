@@ -5,7 +5,7 @@
 #   scripts/test.sh asan|tsan  unit tests under ASan+UBSan or TSan, build-asan/ or build-tsan/
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh test
 preset="${1:-default}"
 if [ "$preset" = default ]; then
   scripts/build.sh default

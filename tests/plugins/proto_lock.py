@@ -28,6 +28,10 @@ return 0
 """
 
 
+# PROTO_LOCK_DELAY_MS: sleep this long at the start of every acquire (a planted regression).
+DELAY_S = float(os.environ.get("PROTO_LOCK_DELAY_MS", "0")) / 1000.0
+
+
 def main():
     servers = os.environ["LOCKSTORM_SERVERS"].split(",")
     host, port = servers[0].rsplit(":", 1)
@@ -42,6 +46,8 @@ def main():
             return {"name": "proto-lock", "ops": ["acquire", "release", "extend"]}
         if op == "acquire":
             ttl, start = req["ttl_ms"], time.monotonic()
+            if DELAY_S:  # a planted slowdown (lockstorm compare's test)
+                time.sleep(DELAY_S)
             deadline = start + req["wait_ms"] / 1000.0
             token = os.urandom(16).hex()
             while True:
