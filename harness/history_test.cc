@@ -43,8 +43,7 @@ bool SameEvent(const Event& a, const Event& b) {
          a.invoke_us == b.invoke_us && a.complete_us == b.complete_us && a.outcome == b.outcome &&
          a.token == b.token && a.fence == b.fence && a.ttl_ms == b.ttl_ms &&
          a.valid_ms == b.valid_ms && a.attempts == b.attempts && a.split_votes == b.split_votes &&
-         a.value == b.value &&
-         a.note == b.note && a.phase == b.phase;
+         a.value == b.value && a.note == b.note && a.phase == b.phase;
 }
 
 Event FullEvent() {
@@ -310,6 +309,37 @@ TEST(HistoryWriterTest, FlushWritesEverythingSoFar) {
   std::vector<Event> read;
   ASSERT_TRUE(ReadHistory(f.path(), &read).ok());
   EXPECT_EQ(read.size(), 2u);
+}
+
+TEST(HistoryWriterTest, RvalueAppendsAcrossChunksKeepAppendOrderInMemoryAndFile) {
+  TempFile f;
+  HistoryWriter w;
+  constexpr int kEvents = 2500;  // several of the writer's storage chunks
+  for (int i = 0; i < kEvents; ++i) {
+    if (i == 700) ASSERT_TRUE(w.Open(f.path()).ok());  // earlier events are written too
+    Event e;
+    e.value = i;
+    e.token = std::string(40, static_cast<char>('a' + i % 26));  // heap-allocated: moved in
+    e.note = i % 7 == 0 ? "line\n\"quoted\" \x01" : "";
+    if (i % 2 == 0) {
+      w.Append(std::move(e));
+    } else {
+      const Event& ref = e;
+      w.Append(ref);
+    }
+    if (i == 1500) w.Flush();
+  }
+  w.Flush();
+  std::vector<Event> snap = w.Snapshot();
+  std::vector<Event> read;
+  ASSERT_TRUE(ReadHistory(f.path(), &read).ok());
+  ASSERT_EQ(snap.size(), static_cast<size_t>(kEvents));
+  ASSERT_EQ(read.size(), snap.size());
+  for (int i = 0; i < kEvents; ++i) {
+    EXPECT_EQ(snap[static_cast<size_t>(i)].value, i);
+    EXPECT_EQ(snap[static_cast<size_t>(i)].op_id, i + 1);
+    ASSERT_TRUE(SameEvent(read[static_cast<size_t>(i)], snap[static_cast<size_t>(i)])) << i;
+  }
 }
 
 }  // namespace

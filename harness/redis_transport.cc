@@ -1,9 +1,10 @@
 // RedisTransport: one TCP connection per node, RESP written by hand and parsed by hiredis'
 // reader (no hiredis I/O), every wait bounded by the call's deadline.
 //   - Call (one node, already connected): the request is formatted into a reused buffer and
-//     sent with one non-blocking send; the reply is read with blocking recvs bounded by
+//     sent with one non-blocking send; the reply is read with a blocking recv bounded by
 //     SO_RCVTIMEO (two syscalls per round trip in the common case, as a blocking hiredis
-//     client). Connecting goes through the fan-out path.
+//     client); only the last stretch before the deadline is waited with poll(), which is
+//     precise where SO_RCVTIMEO is not. Connecting goes through the fan-out path.
 //   - CallMany/CallManyUntil: connect, write the command to every node first, then poll all
 //     sockets (MSG_DONTWAIT on every send and recv), so round trips overlap.
 #include <arpa/inet.h>
@@ -61,7 +62,13 @@ namespace {
 // progress, so this is never reached in practice.
 constexpr int kMaxRounds = 1000000;
 
-// Shortest SO_RCVTIMEO kept for a longer wait (see Connection::SetRecvTimeout).
+// SO_RCVTIMEO is kept this far (plus 1/9 of the rest) ahead of a call's deadline: the kernel
+// rounds it up to whole jiffies (10 ms at HZ=100) and its timer wheel may fire a long timeout
+// up to 1/8 late. The last stretch before the deadline is waited with poll(), which is
+// precise (see Connection::SetRecvTimeout).
+constexpr int64_t kRecvTimeoMarginUs = 20000;
+// Shortest SO_RCVTIMEO kept for a longer wait: such a wait wakes once per slice and
+// re-checks its deadline.
 constexpr int64_t kMinRecvSliceUs = 20000;
 
 int64_t MonoUs() {
@@ -200,22 +207,27 @@ class Connection {
     return Connected();
   }
 
-  // Makes the next blocking recv return (EAGAIN) after at most `left_us` rounded up to whole
-  // ms — the same rounding as poll() — or earlier. The socket option is changed only when
-  // needed, to save a syscall per call: the current value is kept while it is no longer than
-  // that and not shorter than min(that, kMinRecvSliceUs) (a longer wait then wakes once per
-  // slice, and the caller re-checks its deadline). False if setsockopt fails.
+  // Arms SO_RCVTIMEO so that the next blocking recv returns (EAGAIN) before `left_us` has
+  // passed, jiffy rounding and timer-wheel lateness included. False if there is too little
+  // time left for that (or setsockopt failed): the caller waits with poll() instead. The
+  // option is changed only when needed, to save a syscall per call: the current value is
+  // kept while it expires in time and is not shorter than min(the longest allowed,
+  // kMinRecvSliceUs) (a longer wait then wakes once per slice; the caller re-checks).
   bool SetRecvTimeout(int64_t left_us) {
-    const int64_t want_us = (std::max<int64_t>(left_us, 1) + 999) / 1000 * 1000;
-    if (rcvtimeo_us_ > 0 && rcvtimeo_us_ <= want_us &&
-        rcvtimeo_us_ >= std::min(want_us, kMinRecvSliceUs)) {
+    const int64_t max_us = (left_us - kRecvTimeoMarginUs) / 9 * 8;
+    if (max_us < 1000) return false;
+    if (rcvtimeo_us_ > 0 && rcvtimeo_us_ <= max_us &&
+        rcvtimeo_us_ >= std::min(max_us, kMinRecvSliceUs)) {
       return true;
     }
     timeval tv{};
-    tv.tv_sec = static_cast<time_t>(want_us / 1000000);
-    tv.tv_usec = static_cast<suseconds_t>(want_us % 1000000);
-    if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) return false;
-    rcvtimeo_us_ = want_us;
+    tv.tv_sec = static_cast<time_t>(max_us / 1000000);
+    tv.tv_usec = static_cast<suseconds_t>(max_us % 1000000);
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+      rcvtimeo_us_ = 0;
+      return false;
+    }
+    rcvtimeo_us_ = max_us;
     return true;
   }
 
@@ -267,6 +279,7 @@ class RedisTransport : public Transport {
     wire_.clear();
     AppendRespCommand(cmd, &wire_);
     size_t written = 0;
+    bool waited = false;  // for the socket to drain: the time left is no longer timeout_us
     for (int round = 0; round < kMaxRounds && written < wire_.size(); ++round) {
       const ssize_t n = send(c->fd(), wire_.data() + written, wire_.size() - written,
                              MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -276,12 +289,15 @@ class RedisTransport : public Transport {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         if (!WaitReady(c->fd(), POLLOUT, deadline_us)) break;
+        waited = true;
       } else {
         return Fail(c, Reply::IoError("send " + c->addr().ToString() + ": " + strerror(errno)));
       }
     }
     if (written < wire_.size()) return Fail(c, NoReply(c, timeout_us));
-    return ReadReply(c, deadline_us, timeout_us);
+    // Usually the send went straight out: the time left is still timeout_us, less the few
+    // microseconds of the send (which the SO_RCVTIMEO margin covers) — no clock read.
+    return ReadReply(c, deadline_us, timeout_us, waited ? -1 : timeout_us);
   }
 
   std::vector<Reply> CallMany(const std::vector<int>& nodes, const Command& cmd,
@@ -306,9 +322,10 @@ class RedisTransport : public Transport {
                           std::to_string(timeout_us / 1000) + " ms");
   }
 
-  // Reads c's next awaited reply (dropping the `discard` ones before it) with blocking recvs,
-  // each bounded by SO_RCVTIMEO so that the whole read ends by the deadline.
-  Reply ReadReply(Connection* c, int64_t deadline_us, int64_t timeout_us) {
+  // Reads c's next awaited reply (dropping the `discard` ones before it) by the deadline:
+  // blocking recvs bounded by SO_RCVTIMEO while there is time enough, then poll() and a
+  // non-blocking recv. `left_us` is the time left now if the caller knows it, else -1.
+  Reply ReadReply(Connection* c, int64_t deadline_us, int64_t timeout_us, int64_t left_us) {
     char buf[16384];
     for (int round = 0; round < kMaxRounds; ++round) {
       void* raw = nullptr;
@@ -325,20 +342,22 @@ class RedisTransport : public Transport {
         freeReplyObject(raw);
         return r;
       }
-      const int64_t left_us = deadline_us - MonoUs();
+      if (left_us < 0) left_us = deadline_us - MonoUs();
       if (left_us <= 0) break;
-      if (!c->SetRecvTimeout(left_us)) {
-        return Fail(c,
-                    Reply::IoError("setsockopt " + c->addr().ToString() + ": " + strerror(errno)));
+      int flags = 0;
+      if (!c->SetRecvTimeout(left_us)) {  // close to the deadline: wait precisely
+        if (!WaitReady(c->fd(), POLLIN, deadline_us)) break;
+        flags = MSG_DONTWAIT;
       }
-      const ssize_t n = recv(c->fd(), buf, sizeof buf, 0);
+      left_us = -1;  // unknown after this recv
+      const ssize_t n = recv(c->fd(), buf, sizeof buf, flags);
       if (n > 0) {
         redisReaderFeed(c->reader(), buf, static_cast<size_t>(n));
       } else if (n == 0) {
         return Fail(c, Reply::IoError("connection closed by " + c->addr().ToString()));
       } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
         return Fail(c, Reply::IoError("recv " + c->addr().ToString() + ": " + strerror(errno)));
-      }  // EAGAIN: SO_RCVTIMEO expired; the deadline is checked above
+      }  // EAGAIN: SO_RCVTIMEO expired (or poll's readiness was spurious); re-check the time
     }
     return Fail(c, NoReply(c, timeout_us));
   }

@@ -233,6 +233,14 @@ TEST(TransportTest, EachCallGetsItsOwnDeadline) {
   int64_t start = NowMs();
   EXPECT_EQ(t->Call(0, {"NOREPLY"}, 30000).type, Reply::Type::kTimeout);
   EXPECT_LT(NowMs() - start, 1000);
+  for (int i = 0; i < 2; ++i) {  // reconnects, then a long timeout that runs out
+    ASSERT_EQ(t->Call(0, {"PING"}, kLongUs).str, "PONG");
+  }
+  start = NowMs();
+  EXPECT_EQ(t->Call(0, {"NOREPLY"}, 700000).type, Reply::Type::kTimeout);
+  const int64_t took = NowMs() - start;
+  EXPECT_GE(took, 699);
+  EXPECT_LT(took, 790);          // the last stretch is polled: no timer-wheel lateness
   for (int i = 0; i < 2; ++i) {  // reconnects, then a call with a short one...
     ASSERT_EQ(t->Call(0, {"PING"}, 30000).str, "PONG");
   }

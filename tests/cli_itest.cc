@@ -45,7 +45,7 @@ TEST(Cli, TokenLuaContentionPassesWithLatencies) {
                           d.path());
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   nlohmann::json rep = ReadJson(d.path() + "/run/report.json");
-  EXPECT_EQ(rep["schema_version"], 1);
+  EXPECT_EQ(rep["schema_version"], 2);
   EXPECT_EQ(rep["context"]["seed"], 11u);
   EXPECT_FALSE(rep["context"]["redis_version"].get<std::string>().empty());
   const nlohmann::json* row = FindRow(rep, "token-lua");
@@ -57,7 +57,8 @@ TEST(Cli, TokenLuaContentionPassesWithLatencies) {
   EXPECT_GT((*row)["latency_us"]["release"]["p50"].get<int>(), 0);
   EXPECT_NE(r.out.find("token-lua"), std::string::npos);
   // The run directory holds what the issue promises.
-  for (const char* f : {"config.json", "history.jsonl", "report.json", "redis-0/redis.log"}) {
+  for (const char* f : {"config.json", "history.jsonl", "report.json", "report.md", "report.html",
+                        "junit.xml", "redis-0/redis.log"}) {
     EXPECT_TRUE(std::filesystem::exists(d.path() + "/run/" + f)) << f;
   }
 }
