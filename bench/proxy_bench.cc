@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "bench/bench_server.h"
 #include "harness/fault_proxy.h"
 #include "harness/placement.h"
 #include "harness/redis_server.h"
@@ -30,41 +31,20 @@ namespace {
 // main() started the reaper), stopped at exit by the static's destructor.
 class ProxyBenchEnv {
  public:
-  ProxyBenchEnv() {
-    char tmpl[] = "/tmp/lockstorm-proxybench-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    Status s = set_.StartEmbedded(dir_, 1, {});
-    if (!s.ok()) {
-      fprintf(stderr, "proxy_bench: %s\n", s.message().c_str());
-      std::exit(4);
-    }
-    const char* p = getenv("LOCKSTORM_PIN");
-    pin_ = p ? p : "split";
-    if (pin_ != "none") {
-      PinProcess(getpid(), ClientCpu(pin_));
-      PinProcess(set_.server(0)->pid(), ServerCpu(pin_));
-    }
-    s = FaultProxy::Start(set_.addresses()[0], &proxy_);  // loop thread inherits the pinning
+  ProxyBenchEnv() : server_("proxybench") {
+    Status s = FaultProxy::Start(server_.address(), &proxy_);  // loop thread inherits the pinning
     if (!s.ok()) {
       fprintf(stderr, "proxy_bench: %s\n", s.message().c_str());
       std::exit(4);
     }
   }
-  ~ProxyBenchEnv() {
-    proxy_.reset();
-    set_.StopAll();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  ServerAddress direct() const { return set_.addresses()[0]; }
+  ServerAddress direct() const { return server_.address(); }
   ServerAddress proxied() const { return proxy_->address(); }
-  const std::string& pin() const { return pin_; }
+  const std::string& pin() const { return server_.pin(); }
 
  private:
-  std::string dir_;
-  ServerSet set_;
-  std::string pin_;
-  std::unique_ptr<FaultProxy> proxy_;
+  PinnedBenchServer server_;
+  std::unique_ptr<FaultProxy> proxy_;  // declared last: stopped before the server
 };
 
 ProxyBenchEnv& Env() {

@@ -16,8 +16,9 @@
 // per cycle for both (getrusage: the runner's includes its history flusher thread), and the
 // ratios runner/bare (targets: cycles >= 0.9x, p50 <= 1.1x), with the min/max of the per-round
 // cycle ratio to show the noise. LOCKSTORM_RUNNER_BENCH_ONLY=runner|bare runs one side only
-// (to profile it: perf record -g build-bench/lockstorm_bench --benchmark_filter=RunnerVsBare). Placement: LOCKSTORM_PIN as in lock_bench.cc (this process on
-// CPU 0, the server on CPU 1 for split; both on 0 for same; none = the scheduler).
+// (to profile it: perf record -g build-bench/lockstorm_bench --benchmark_filter=RunnerVsBare).
+// Placement: LOCKSTORM_PIN as in lock_bench.cc (this process on CPU 0, the server on CPU 1 for
+// split; both on 0 for same; none = the scheduler).
 //
 // BM_HistoryAppend: the cost of one HistoryWriter::Append of a typical acquire event (file
 // open, flusher running) — the runner's per-event recording cost in isolation.
@@ -40,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_server.h"
 #include "harness/histogram.h"
 #include "harness/history.h"
 #include "harness/placement.h"
@@ -58,39 +60,10 @@ constexpr int64_t kTtlMs = 10000;
 // One server of its own (the lock benchmarks' five stay idle meanwhile), created on first use
 // after main() started the reaper, pinned like them (lock_bench.cc records the placement in
 // the JSON context: pin, lockstorm_cpus, server_cpus).
-class RunnerBenchEnv {
- public:
-  RunnerBenchEnv() {
-    char tmpl[] = "/tmp/lockstorm-runnerbench-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    Status s = set_.StartEmbedded(dir_, 1, {});
-    if (!s.ok()) {
-      fprintf(stderr, "runner_bench: %s\n", s.message().c_str());
-      std::exit(4);
-    }
-    const char* p = getenv("LOCKSTORM_PIN");
-    pin_ = p ? p : "split";
-    if (pin_ != "none") {
-      PinProcess(getpid(), ClientCpu(pin_));
-      PinProcess(set_.server(0)->pid(), ServerCpu(pin_));
-    }
-  }
-  ~RunnerBenchEnv() {
-    set_.StopAll();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  ServerAddress address() const { return set_.addresses()[0]; }
-  const std::string& dir() const { return dir_; }
-
- private:
-  std::string dir_;
-  ServerSet set_;
-  std::string pin_;
-};
+using RunnerBenchEnv = PinnedBenchServer;
 
 RunnerBenchEnv& Env() {
-  static RunnerBenchEnv env;
+  static RunnerBenchEnv env("runnerbench");
   return env;
 }
 
@@ -115,8 +88,7 @@ struct Round {
   int64_t cpu_us = 0;
   Histogram acquire_us;
   double rate() const {
-    return elapsed_us > 0 ? static_cast<double>(cycles) * 1e6 / static_cast<double>(elapsed_us)
-                          : 0;
+    return elapsed_us > 0 ? static_cast<double>(cycles) * 1e6 / static_cast<double>(elapsed_us) : 0;
   }
 };
 

@@ -609,9 +609,6 @@ int RunCommand(const RunOptions& o) {
   // --- check and report.
   const std::vector<Event> events = history.Snapshot();
   auto checks = CheckHistory(events);
-  // Each pair's own events, for the contention metrics.
-  std::map<std::pair<std::string, std::string>, std::vector<Event>> by_pair;
-  for (const Event& e : events) by_pair[{e.impl, e.scenario}].push_back(e);
   for (Pass& pass : passes) {
     const ImplUnderTest& impl = impls[pass.impl];
     const std::string& base_name = base_scenario.name;
@@ -637,7 +634,10 @@ int RunCommand(const RunOptions& o) {
     row.faults = FaultsOf(events, row.impl, row.scenario);
     if (auto p = presences.find(row.impl + "/" + row.scenario); p != presences.end())
       row.ghosts = GhostReportToJson(FindGhostLocks(p->second, events, row.impl, row.scenario));
-    const std::vector<Event>& own = by_pair[{row.impl, row.scenario}];
+    // The pair's own events, for the contention metrics (one pair in memory at a time).
+    std::vector<Event> own;
+    for (const Event& e : events)
+      if (e.impl == row.impl && e.scenario == row.scenario) own.push_back(e);
     row.contention = ContentionToJson(ComputeContention(own));
     row.throughput_series = ThroughputToJson(ComputeThroughput(own, row.stats.start_us));
     JudgeRow(&row);

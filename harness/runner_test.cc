@@ -13,15 +13,10 @@
 namespace lockstorm {
 namespace {
 
-RunStats RunFake(const std::string& impl_name, Scenario scenario, HistoryWriter* history,
-                 FaultSchedule* faults = nullptr) {
+// Runs `impl` over an in-memory Redis; no liveness phase unless `liveness`.
+RunStats RunFakeImpl(const ImplUnderTest& impl, const Scenario& scenario, HistoryWriter* history,
+                     FaultSchedule* faults = nullptr, bool liveness = false) {
   testing::FakeRedis redis;
-  const ImplInfo* info = FindBuiltinImpl(impl_name);
-  ImplUnderTest impl;
-  impl.name = info->name;
-  impl.make = [info](int, const LockEnv& env, const std::vector<ServerAddress>&) {
-    return info->make(env);
-  };
   std::atomic<bool> stop{false};
   Witness witness;
   RunContext ctx;
@@ -31,11 +26,23 @@ RunStats RunFake(const std::string& impl_name, Scenario scenario, HistoryWriter*
   ctx.key_prefix = "t:";
   ctx.seed = 1;
   ctx.stop = &stop;
+  ctx.liveness_phase = liveness;
   ctx.new_transport = [&redis](const std::vector<ServerAddress>&) {
     return std::make_unique<testing::FakeTransport>(&redis);
   };
   ctx.faults = faults;
   return RunWorkload(impl, scenario, ctx);
+}
+
+RunStats RunFake(const std::string& impl_name, Scenario scenario, HistoryWriter* history,
+                 FaultSchedule* faults = nullptr) {
+  const ImplInfo* info = FindBuiltinImpl(impl_name);
+  ImplUnderTest impl;
+  impl.name = info->name;
+  impl.make = [info](int, const LockEnv& env, const std::vector<ServerAddress>&) {
+    return info->make(env);
+  };
+  return RunFakeImpl(impl, scenario, history, faults, /*liveness=*/true);
 }
 
 Scenario Small(int64_t ttl_ms) {
@@ -197,24 +204,6 @@ class StallingLock : public Lock {
   int64_t stall_us_;
   int acquires_ = 0;
 };
-
-RunStats RunFakeImpl(const ImplUnderTest& impl, const Scenario& scenario, HistoryWriter* history) {
-  testing::FakeRedis redis;
-  std::atomic<bool> stop{false};
-  Witness witness;
-  RunContext ctx;
-  ctx.servers = {ServerAddress{"127.0.0.1", 1}};
-  ctx.history = history;
-  ctx.witness = &witness;
-  ctx.key_prefix = "t:";
-  ctx.seed = 1;
-  ctx.stop = &stop;
-  ctx.liveness_phase = false;
-  ctx.new_transport = [&redis](const std::vector<ServerAddress>&) {
-    return std::make_unique<testing::FakeTransport>(&redis);
-  };
-  return RunWorkload(impl, scenario, ctx);
-}
 
 ImplUnderTest TokenLua(int stall_at = 0, int64_t stall_us = 0) {
   const ImplInfo* info = FindBuiltinImpl("token-lua");
