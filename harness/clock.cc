@@ -49,13 +49,15 @@ SkewedClock::Params SkewedClock::Load() const {
   for (int i = 0; i < kMaxOptimisticReads; ++i) {
     const uint64_t before = seq_.load(std::memory_order_acquire);
     if ((before & 1) != 0) continue;  // a writer is mid-update
-    const Params p{anchor_base_us_.load(std::memory_order_relaxed),
-                   anchor_skewed_us_.load(std::memory_order_relaxed),
-                   rate_.load(std::memory_order_relaxed)};
+    const Params p = LoadFields();
     std::atomic_thread_fence(std::memory_order_acquire);  // the loads above happen before...
     if (seq_.load(std::memory_order_relaxed) == before) return p;  // ...this re-check
   }
   std::lock_guard<std::mutex> lock(mu_);  // writers excluded: the fields are consistent
+  return LoadFields();
+}
+
+SkewedClock::Params SkewedClock::LoadFields() const {
   return {anchor_base_us_.load(std::memory_order_relaxed),
           anchor_skewed_us_.load(std::memory_order_relaxed), rate_.load(std::memory_order_relaxed)};
 }
@@ -85,9 +87,7 @@ void SkewedClock::SleepUs(int64_t duration_us) {
 void SkewedClock::Reanchor(int64_t delta_us, std::optional<double> rate) {
   std::lock_guard<std::mutex> lock(mu_);
   // Only writers (serialized by mu_) change the fields, so plain relaxed loads are current.
-  const Params old{anchor_base_us_.load(std::memory_order_relaxed),
-                   anchor_skewed_us_.load(std::memory_order_relaxed),
-                   rate_.load(std::memory_order_relaxed)};
+  const Params old = LoadFields();
   const int64_t base_now = base_->NowUs();
   const int64_t skewed_now =
       old.anchor_skewed_us +

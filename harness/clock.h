@@ -71,6 +71,8 @@ class SkewedClock : public Clock {
   // A consistent snapshot of the params (seqlock read; after many retries against a busy
   // writer it waits on mu_ instead of spinning).
   Params Load() const;
+  Params LoadFields() const;  // the three fields, relaxed: consistent only under mu_ or
+                              // inside Load's sequence check
   // Publishes p. Caller holds mu_.
   void Store(const Params& p);
   // Continues from the current reading, stepped by delta_us, at `rate` (or the current
