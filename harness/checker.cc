@@ -655,11 +655,15 @@ class Engine {
       const bool ours = s.value != -2 && s.token == op->token && op->token != 0;
       holding += ours;
       if (ours && s.value == -1 && s.sample <= 1) report_no_ttl(s, op);
-      const int64_t expiry_us = !ours           ? s.invoke_us
+      // The latest the key can have lived: a sample that found it gone (or someone else's)
+      // ran at redis by its completion (a slow sample proves nothing earlier); one that found
+      // it ours ran by then too, with PTTL left.
+      const int64_t expiry_us = !ours           ? s.complete_us()
                                 : s.value == -1 ? kNever
                                                 : AddSat(s.complete_us(), MsToUs(s.value + 1));
       const int64_t claim_us = AddSat(op->complete_us(), MsToUs(op->valid_ms)) - kClaimToleranceUs;
-      support += ours && expiry_us >= claim_us;
+      support += expiry_us >= claim_us;  // a sample that may have run after the claim's end
+                                         // cannot contradict it, whatever it found
       earliest_expiry_us = std::min(earliest_expiry_us, expiry_us);
     }
     if (first.sample == 2) {  // after a failed acquire

@@ -881,6 +881,32 @@ TEST(CheckerTest, ValidityNeedsAQuorumOfFiveNodes) {
   }
 }
 
+TEST(CheckerTest, ASampleFindingTheKeyGoneCountsFromItsCompletion) {
+  // The acquire claims validity to 101000 us. A sample that found the key gone ran at redis
+  // somewhere in [invoke, complete]: completed at 1200 it proves the key gone 100 ms early;
+  // completed at 95000 (a sampler stalled in a run queue) it proves nothing.
+  for (int64_t sample_complete_us : {int64_t{1200}, int64_t{95000}}) {
+    HistoryBuilder h;
+    int64_t first = h.Acquire(1, "k", 0, 500, 100);  // a lease whose sample shows its token
+    h.Sample("k", first, 0, h.Token(first), 99, kSampleAfterAcquire, 500, 600);
+    h.Release(first, 1, "k", 700, 800);
+    int64_t a = h.Acquire(0, "k", 900, 1000, 100);
+    h.Sample("k", a, 0, "", -2, kSampleAfterAcquire, 1100, sample_complete_us);
+    h.Release(a, 0, "k", 96000, 96100);
+    CheckResult r = h.CheckAll();
+    EXPECT_TRUE(r.contract_checked);
+    if (sample_complete_us == 1200) {
+      std::optional<Violation> v = Only(r, "validity-exceeds-ttl");
+      ASSERT_TRUE(v.has_value());
+      EXPECT_EQ(v->op_a, a);
+      EXPECT_EQ(v->overlap_us, 101000 - kClaimToleranceUs - 1200);
+    } else {
+      EXPECT_EQ(AllViolations(r), 0);
+      for (const Violation& v : r.violations) ADD_FAILURE() << v.kind << ": " << v.detail;
+    }
+  }
+}
+
 TEST(CheckerTest, ValidityAboveTheRequestedTtl) {
   HistoryBuilder h;
   int64_t a = h.Acquire(0, "k", 0, 1000, 100);
@@ -1502,12 +1528,16 @@ RC_GTEST_PROP(CheckerProp, UsePastItsDeadlineIsLate, ()) {
 
 RC_GTEST_PROP(CheckerProp, MissingKeyBreaksTheValidityClaimOnOneNode, ()) {
   CorrectHistory c = GenCorrectHistory(1);
-  // A claim longer than kClaimToleranceUs (a shorter one is not broken by a key missing when
-  // sampled after the claim's end minus the tolerance), and another lease whose sample still
-  // shows a token.
+  // A claim that outlasts its sample's completion by more than kClaimToleranceUs (a key found
+  // missing by a sample that may have run after the claim's end minus the tolerance breaks
+  // nothing), and another lease whose sample still shows a token.
   std::vector<GenLease> cand;
-  for (const GenLease& l : c.leases)
-    if (Find(c.h.events, l.acq)->valid_ms * 1000 > kClaimToleranceUs + 1000) cand.push_back(l);
+  for (const GenLease& l : c.leases) {
+    const Event* a = Find(c.h.events, l.acq);
+    if (!l.samples.empty() && Find(c.h.events, l.samples.at(0))->complete_us <
+                                  a->complete_us + a->valid_ms * 1000 - kClaimToleranceUs)
+      cand.push_back(l);
+  }
   RC_PRE(c.leases.size() >= 2u && !cand.empty());
   const GenLease l = *rc::gen::elementOf(cand);
   Event* s = Find(c.h.events, l.samples.at(0));
@@ -1524,7 +1554,8 @@ RC_GTEST_PROP(CheckerProp, MissingKeyBreaksTheValidityClaimOnOneNode, ()) {
   RC_ASSERT(v.op_b == s->op_id);
   RC_ASSERT(v.start_us == l.start_us);
   const Event* a = Find(c.h.events, l.acq);
-  RC_ASSERT(v.overlap_us == a->complete_us + a->valid_ms * 1000 - kClaimToleranceUs - s->invoke_us);
+  RC_ASSERT(v.overlap_us ==
+            a->complete_us + a->valid_ms * 1000 - kClaimToleranceUs - s->complete_us);
   RC_ASSERT(v.detail.find("0 of 1 nodes") != std::string::npos);
 }
 

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "harness/fiber.h"
+
 namespace lockstorm {
 namespace {
 
@@ -16,7 +18,7 @@ class SteadyClock : public Clock {
  public:
   int64_t NowUs() override { return SteadyNowUs(); }
   void SleepUs(int64_t duration_us) override {
-    if (duration_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(duration_us));
+    if (duration_us > 0) fiber::SleepUntil(SteadyNowUs() + duration_us);  // a fiber parks
   }
   int64_t WallUs() override {
     return std::chrono::duration_cast<std::chrono::microseconds>(

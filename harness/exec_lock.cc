@@ -20,6 +20,7 @@
 #include <regex>
 #include <sstream>
 
+#include "harness/fiber.h"
 #include "harness/process.h"
 
 namespace lockstorm {
@@ -212,7 +213,7 @@ int WriteAllBounded(int fd, int wake_fd, const std::string& s,
       break;
     }
     pollfd fds[2] = {{fd, POLLOUT, 0}, {wake_fd, POLLIN, 0}};
-    int r = poll(fds, 2, static_cast<int>(std::min<int64_t>(left + 1, 60000)));
+    int r = fiber::Poll(fds, 2, fiber::MonoNowUs() + std::min<int64_t>(left + 1, 60000) * 1000);
     if (r < 0 && errno != EINTR) {
       result = errno;
       break;
@@ -671,7 +672,8 @@ class ExecLockImpl : public ExecLock {
         return false;
       }
       pollfd fds[2] = {{out_fd_, POLLIN, 0}, {wake_fds_[0], POLLIN, 0}};
-      int r = poll(fds, 2, static_cast<int>(std::min<int64_t>(left_ms + 1, 60000)));
+      int r =
+          fiber::Poll(fds, 2, fiber::MonoNowUs() + std::min<int64_t>(left_ms + 1, 60000) * 1000);
       if (r < 0 && errno != EINTR) {
         Fail(std::string("poll: ") + strerror(errno), error);
         return false;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "harness/clock.h"
+#include "harness/rng.h"
 #include "harness/status.h"
 #include "harness/transport.h"
 
@@ -121,6 +122,6 @@ class Lock {
 };
 
 // Helpers shared by implementations.
-std::string RandomToken(std::mt19937_64& rng);  // 20 random bytes, hex
+std::string RandomToken(Rng& rng);  // 20 random bytes, hex
 
 }  // namespace lockstorm

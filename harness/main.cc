@@ -103,6 +103,13 @@ int main(int argc, char** argv) {
                       "all clients), latency timed from each cycle's intended start "
                       "(coordinated omission corrected); default closed loop")
           ->envname("LOCKSTORM_RATE");
+  int client_threads = 0;
+  auto* o_client_threads =
+      run->add_option("--client-threads", client_threads,
+                      "Run the clients as fibers on this many threads (0 = an OS thread per "
+                      "client); default: a thread per client up to 64 clients, else fibers on "
+                      "one thread per CPU lockstorm may use")
+          ->envname("LOCKSTORM_CLIENT_THREADS");
   run->add_option("--repeat", ro.repeat,
                   "Run every impl this many times (rows SCENARIO#1..#R), for `lockstorm "
                   "compare`'s statistics (default 1)")
@@ -229,6 +236,7 @@ int main(int argc, char** argv) {
   if (*o_wait) ro.wait_ms = wait_ms;
   if (*o_seed) ro.seed = seed;
   if (*o_rate) ro.rate_per_s = rate_per_s;
+  if (*o_client_threads) ro.client_threads = client_threads;
   for (int i = 0; i < argc; ++i) ro.command_line += (i ? " " : "") + std::string(argv[i]);
   return RunCommand(ro);
 }

@@ -4,7 +4,8 @@
 //     sent with one non-blocking send; the reply is read with a blocking recv bounded by
 //     SO_RCVTIMEO (two syscalls per round trip in the common case, as a blocking hiredis
 //     client); only the last stretch before the deadline is waited with poll(), which is
-//     precise where SO_RCVTIMEO is not. Connecting goes through the fan-out path.
+//     precise where SO_RCVTIMEO is not. Connecting goes through the fan-out path. On a fiber
+//     (harness/fiber.h) the recv is non-blocking and the wait parks the fiber instead.
 //   - CallMany/CallManyUntil: connect, write the command to every node first, then poll all
 //     sockets (MSG_DONTWAIT on every send and recv), so round trips overlap.
 #include <arpa/inet.h>
@@ -24,6 +25,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "harness/fiber.h"
+#include "harness/resp.h"
 #include "harness/transport.h"
 
 namespace lockstorm {
@@ -67,15 +70,14 @@ constexpr int kMaxRounds = 1000000;
 // up to 1/8 late. The last stretch before the deadline is waited with poll(), which is
 // precise (see Connection::SetRecvTimeout).
 constexpr int64_t kRecvTimeoMarginUs = 20000;
+// Bytes read per recv. Lock replies are tens of bytes; a small buffer keeps the stack of a
+// fiber compact (a 16 KiB one spread each round trip over five pages of each of 1,000 stacks).
+constexpr size_t kRecvChunkBytes = 2048;
 // Shortest SO_RCVTIMEO kept for a longer wait: such a wait wakes once per slice and
 // re-checks its deadline.
 constexpr int64_t kMinRecvSliceUs = 20000;
 
-int64_t MonoUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t MonoUs() { return fiber::MonoNowUs(); }
 
 Reply Convert(const redisReply* r) {
   Reply out;
@@ -108,6 +110,9 @@ Reply Convert(const redisReply* r) {
   return out;
 }
 
+// True when hiredis' reader holds no unread bytes and no partial reply.
+bool ReaderIsEmpty(const redisReader* r) { return r->pos == r->len && r->ridx == -1; }
+
 // Appends "<kind><n>\r\n" (a RESP array or bulk-string header) to *out.
 void AppendRespHeader(char kind, size_t n, std::string* out) {
   char buf[24];
@@ -132,18 +137,12 @@ void AppendRespCommand(const Command& cmd, std::string* out) {
   }
 }
 
-// Waits until `fd` is ready for `events` or the deadline passes (rounded up to whole ms, as
-// poll() takes). True if ready (or in error: the next send/recv reports it).
+// Waits until `fd` is ready for `events` or the deadline passes (a thread polls in whole ms,
+// rounded up; a fiber parks until the event or its timer). True if ready (or in error: the
+// next send/recv reports it).
 bool WaitReady(int fd, short events, int64_t deadline_us) {
-  for (int round = 0; round < kMaxRounds; ++round) {
-    const int64_t left_us = deadline_us - MonoUs();
-    if (left_us <= 0) return false;
-    pollfd pfd{fd, events, 0};
-    const int n = poll(&pfd, 1, static_cast<int>((left_us + 999) / 1000));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return true;  // let the caller's send/recv see the error
-  }
-  return false;
+  pollfd pfd{fd, events, 0};
+  return fiber::Poll(&pfd, 1, deadline_us) != 0;
 }
 
 // One TCP connection to one node. Connects non-blocking (bounded by poll); once connected the
@@ -326,7 +325,8 @@ class RedisTransport : public Transport {
   // blocking recvs bounded by SO_RCVTIMEO while there is time enough, then poll() and a
   // non-blocking recv. `left_us` is the time left now if the caller knows it, else -1.
   Reply ReadReply(Connection* c, int64_t deadline_us, int64_t timeout_us, int64_t left_us) {
-    char buf[16384];
+    char buf[kRecvChunkBytes];
+    bool yielded = false;  // a fiber yields once before its first read
     for (int round = 0; round < kMaxRounds; ++round) {
       void* raw = nullptr;
       if (redisReaderGetReply(c->reader(), &raw) != REDIS_OK) {
@@ -345,13 +345,28 @@ class RedisTransport : public Transport {
       if (left_us < 0) left_us = deadline_us - MonoUs();
       if (left_us <= 0) break;
       int flags = 0;
-      if (!c->SetRecvTimeout(left_us)) {  // close to the deadline: wait precisely
-        if (!WaitReady(c->fd(), POLLIN, deadline_us)) break;
+      if (fiber::InFiber()) {
+        // A fiber never blocks its thread in recv. It lets the other ready fibers run once,
+        // then reads without waiting; if nothing came, it parks until the socket is readable.
+        if (!yielded && fiber::Yield()) {
+          yielded = true;
+        } else if (!WaitReady(c->fd(), POLLIN, deadline_us)) {
+          break;
+        }
+        flags = MSG_DONTWAIT;
+      } else if (!c->SetRecvTimeout(left_us)) {  // a thread blocks in recv; near the deadline
+        if (!WaitReady(c->fd(), POLLIN, deadline_us)) break;  // it waits precisely
         flags = MSG_DONTWAIT;
       }
       left_us = -1;  // unknown after this recv
       const ssize_t n = recv(c->fd(), buf, sizeof buf, flags);
       if (n > 0) {
+        // The usual case: the whole awaited reply, alone, in this one read (harness/resp.h).
+        Reply fast;
+        if (c->discard == 0 && ReaderIsEmpty(c->reader()) &&
+            ParseOneSimpleReply({buf, static_cast<size_t>(n)}, &fast)) {
+          return fast;
+        }
         redisReaderFeed(c->reader(), buf, static_cast<size_t>(n));
       } else if (n == 0) {
         return Fail(c, Reply::IoError("connection closed by " + c->addr().ToString()));
@@ -410,7 +425,7 @@ class RedisTransport : public Transport {
       p[i].st = St::kReading;
     };
     auto try_read = [&](size_t i) {
-      char buf[16384];
+      char buf[kRecvChunkBytes];
       for (int round = 0; round < kMaxRounds; ++round) {  // ends at EAGAIN or a reply
         void* raw = nullptr;
         if (redisReaderGetReply(p[i].conn->reader(), &raw) != REDIS_OK) {
@@ -481,10 +496,9 @@ class RedisTransport : public Transport {
       if (fds.empty()) break;
       int64_t left_us = deadline_us - MonoUs();
       if (left_us <= 0) break;
-      int ms = static_cast<int>((left_us + 999) / 1000);
-      int n = poll(fds.data(), fds.size(), ms);
-      if (n < 0 && errno != EINTR) break;
-      if (n <= 0) continue;
+      const int n = fiber::Poll(fds.data(), fds.size(), deadline_us);
+      if (n < 0) break;
+      if (n == 0) continue;
       for (size_t k = 0; k < fds.size(); ++k) {
         if (fds[k].revents == 0) continue;
         size_t i = idx[k];

@@ -348,6 +348,8 @@ int RunCommand(const RunOptions& o) {
     return UsageError("--pin: expected none, same or split, got '" + o.pin + "'");
   }
   if (o.nodes < 1 || o.nodes > 15) return UsageError("--nodes: expected 1..15");
+  if (o.client_threads && (*o.client_threads < 0 || *o.client_threads > 1024))
+    return UsageError("--client-threads: expected 0..1024 (0 = an OS thread per client)");
   if (scenario.replicas > 1)
     return UsageError(std::string(from_file ? o.scenario : "--scenario") +
                       ": topology.replicas: expected 0 or 1 (one replica per node is supported)");
@@ -440,6 +442,9 @@ int RunCommand(const RunOptions& o) {
       for (int i = 0; i < servers.size(); ++i)
         PinProcess(servers.server(i)->pid(), ServerCpu(o.pin));
   }
+  // After pinning: the automatic choice counts the CPUs lockstorm may now run on.
+  const int client_threads =
+      o.client_threads ? *o.client_threads : AutoClientThreads(scenario.workload.clients);
   nlohmann::json cpu = {{"cores", ncpu},
                         {"model", CpuModel()},
                         {"pin", o.pin},
@@ -457,7 +462,8 @@ int RunCommand(const RunOptions& o) {
   // --- context and config.
   std::string run_id;
   {
-    std::mt19937_64 rng(std::random_device{}());
+    std::random_device device;
+    Rng rng(uint64_t{device()} << 32 | device());
     run_id = RandomToken(rng).substr(0, 12);
   }
   const std::string key_prefix = "lockstorm:" + run_id + ":";
@@ -489,6 +495,7 @@ int RunCommand(const RunOptions& o) {
                     {"mode", scenario.workload.rate_per_s > 0 ? "open" : "closed"},
                     {"target_rate_per_s", scenario.workload.rate_per_s},
                     {"repeat", o.repeat},
+                    {"client_threads", client_threads},
                     {"config", config}};
 
   HistoryWriter history;
@@ -541,6 +548,7 @@ int RunCommand(const RunOptions& o) {
       ctx.seed = seed + static_cast<uint64_t>(rep - 1);
       ctx.stop = &stop;
       ctx.contract_samples = o.samples;
+      ctx.client_threads = client_threads;
       RunProgress progress;
       ctx.progress = &progress;
       // The nemesis, and the fault proxies between each client and each node when the

@@ -27,11 +27,13 @@ struct RunOptions {
   std::string persistence;       // overrides the scenario's ("" = keep)
   std::string pin = "none";      // none | same | split
   bool quiet = false;
-  bool samples = true;       // contract samples (GET+PTTL after acquires); --no-samples turns off
-  std::optional<double> rate_per_s;  // open loop at this total cycle rate (0 = closed loop)
-  int repeat = 1;                    // repetitions of every impl (rows "SCENARIO#k")
-  std::string progress = "auto";     // auto (a TTY outside CI) | always | never
-  std::string command_line;  // for the report's context
+  bool samples = true;  // contract samples (GET+PTTL after acquires); --no-samples turns off
+  std::optional<double> rate_per_s;   // open loop at this total cycle rate (0 = closed loop)
+  std::optional<int> client_threads;  // fibers on N threads (0 = a thread per client); absent:
+                                      // AutoClientThreads (harness/runner.h)
+  int repeat = 1;                     // repetitions of every impl (rows "SCENARIO#k")
+  std::string progress = "auto";      // auto (a TTY outside CI) | always | never
+  std::string command_line;           // for the report's context
 };
 
 // runs/<kind><local time YYYYmmdd-HHMMSS>-<seed>: a run directory's default name.
@@ -56,7 +58,7 @@ struct CompareCommandOptions {
   double threshold_pct = 10;
   double alpha = 0.05;
   std::vector<std::string> metrics;  // HIST.FIELD, e.g. acquire.p50 (empty = compare's default)
-  std::string out_md;  // also write the Markdown here ("" = stdout only)
+  std::string out_md;                // also write the Markdown here ("" = stdout only)
 };
 // `lockstorm compare`: prints the comparison as Markdown; 0 = the gate passes, 1 = it fails
 // (harness/compare.h), 4 = usage error.

@@ -1,5 +1,7 @@
 #include "harness/runner.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <latch>
 #include <map>
@@ -8,6 +10,8 @@
 #include <random>
 #include <set>
 #include <thread>
+
+#include "harness/fiber.h"
 
 namespace lockstorm {
 
@@ -30,21 +34,19 @@ constexpr size_t kMaxInfraErrorsKept = 50;
 // lose an update.
 class GuardedResource {
  public:
-  explicit GuardedResource(const std::vector<std::string>& keys) {
-    for (const auto& k : keys) values_[k] = 0;
-  }
-  int64_t Read(const std::string& key) {
+  explicit GuardedResource(size_t keys) : values_(keys, 0) {}
+  int64_t Read(size_t key_index) {
     std::lock_guard<std::mutex> lock(mu_);
-    return values_[key];
+    return values_[key_index];
   }
-  void Write(const std::string& key, int64_t v) {
+  void Write(size_t key_index, int64_t v) {
     std::lock_guard<std::mutex> lock(mu_);
-    values_[key] = v;
+    values_[key_index] = v;
   }
 
  private:
   std::mutex mu_;
-  std::map<std::string, int64_t> values_;
+  std::vector<int64_t> values_;  // by key index (Shared::keys)
 };
 
 // Client fault requests waiting for their target (ClientControl::Request). Bounded queue.
@@ -403,30 +405,35 @@ class Client : public LockObserver {
       }
       return;
     }
-    lease_op_.store(acq.op_id);
+    // The event moves into the history (no copy of its strings): keep what is used below.
+    const int64_t acq_op = acq.op_id;
+    const int64_t acq_complete_us = acq.complete_us;
+    const int64_t acq_invoke_us = acq.invoke_us;
+    lease_op_.store(acq_op);
     deadline_us_.store(acquired_local_us + ar.lease.valid_ms * 1000);
-    sh_.ctx->history->Append(acq);
+    sh_.ctx->history->Append(std::move(acq));
     ++stats_->acquired;
-    if (acq.complete_us <= sh_.end_us) ++stats_->acquired_in_window;
+    if (acq_complete_us <= sh_.end_us) ++stats_->acquired_in_window;
     ++stats_->acquired_per_client[static_cast<size_t>(index_)];
-    stats_->acquire_us.Record(acq.complete_us - acq.invoke_us);
-    stats_->time_to_acquire_us.Record(acq.complete_us - intended_us);
+    stats_->acquire_us.Record(acq_complete_us - acq_invoke_us);
+    stats_->time_to_acquire_us.Record(acq_complete_us - intended_us);
     std::atomic<int64_t>& holder = (*sh_.holders)[key_index];
-    const int64_t my_deadline_us = acq.complete_us + ar.lease.valid_ms * 1000;
-    if (holder.exchange(my_deadline_us) > acq.complete_us) {
+    const int64_t my_deadline_us = acq_complete_us + ar.lease.valid_ms * 1000;
+    if (holder.exchange(my_deadline_us) > acq_complete_us) {
       ++stats_->overlaps_seen;
       if (sh_.ctx->progress) sh_.ctx->progress->overlaps_seen.fetch_add(1);
     }
     if (sh_.ctx->progress) sh_.ctx->progress->acquired.fetch_add(1, std::memory_order_relaxed);
     // The validity the lock reported must not outlive its key on a quorum of nodes.
-    SampleKey(sampler_.get(), *sh_.ctx, sh_.impl->name, sh_.scenario->name, index_, key, acq.op_id,
+    SampleKey(sampler_.get(), *sh_.ctx, sh_.impl->name, sh_.scenario->name, index_, key, acq_op,
               kSampleAfterAcquire);
 
-    if (!CriticalSection(w, ar.lease, acq.op_id, hold_us, acquired_local_us)) return;  // died
+    if (!CriticalSection(w, key_index, ar.lease, acq_op, hold_us, acquired_local_us))
+      return;  // died
     int64_t expected = my_deadline_us;
     holder.compare_exchange_strong(expected, 0);  // released, unless another lease took over
 
-    const Event rel = Release(ar.lease, acq.op_id, "");
+    const Timing rel = Release(ar.lease, acq_op, "");
     lease_op_.store(-1);
     stats_->release_us.Record(rel.complete_us - rel.invoke_us);
     if (rel.outcome == Outcome::kOk) stats_->cycle_us.Record(rel.complete_us - intended_us);
@@ -458,8 +465,15 @@ class Client : public LockObserver {
     return ar;
   }
 
-  // Releases `lease` (granted by acquire `op_id`) and records it; returns the event.
-  Event Release(const Lease& lease, int64_t op_id, const std::string& phase) {
+  // When a recorded operation ran, and how it ended.
+  struct Timing {
+    int64_t invoke_us = 0;
+    int64_t complete_us = 0;
+    Outcome outcome = Outcome::kFail;
+  };
+
+  // Releases `lease` (granted by acquire `op_id`) and records it.
+  Timing Release(const Lease& lease, int64_t op_id, const std::string& phase) {
     Event rel = BaseEvent(OpType::kRelease, lease.key);
     rel.phase = phase;
     rel.lease_op = op_id;
@@ -469,21 +483,22 @@ class Client : public LockObserver {
     rel.complete_us = HistoryNowUs();
     rel.outcome = rr.outcome;
     rel.note = rr.error;
-    sh_.ctx->history->Append(rel);
-    return rel;
+    const Timing t{rel.invoke_us, rel.complete_us, rel.outcome};
+    sh_.ctx->history->Append(std::move(rel));
+    return t;
   }
 
   // Reads the resource, holds, maybe extends, then writes value+1 (unless an honest client's
   // validity ran out) and writes the witness when the lease is fenced. Returns false if the
   // client died (crash-client) inside it: no write, no release.
-  bool CriticalSection(const Workload& w, Lease lease, int64_t op_id, int64_t hold_us,
-                       int64_t start_local_us) {
+  bool CriticalSection(const Workload& w, size_t key_index, Lease lease, int64_t op_id,
+                       int64_t hold_us, int64_t start_local_us) {
     Event use = BaseEvent(OpType::kUse, lease.key);
     use.lease_op = op_id;
     use.token = lease.token;
     use.fence = lease.fence;
     use.invoke_us = HistoryNowUs();
-    use.value = sh_.resource->Read(lease.key);
+    use.value = sh_.resource->Read(key_index);
     const int64_t hold_end_us = start_local_us + hold_us;
     const bool faults = sh_.ctx->faults != nullptr;
     // A late extend (Workload::late_extend_frac): the first extend of this hold comes
@@ -530,7 +545,7 @@ class Client : public LockObserver {
       if (auto r = sh_.board->Claim(ClientFault::kPause, index_)) Pause(*r, lease.key, op_id);
     }
     if (valid || !w.check_lease) {
-      sh_.resource->Write(lease.key, use.value + 1);
+      sh_.resource->Write(key_index, use.value + 1);
       use.outcome = Outcome::kOk;
     } else {
       use.outcome = Outcome::kFail;
@@ -538,8 +553,9 @@ class Client : public LockObserver {
       ++stats_->abandoned;
     }
     use.complete_us = HistoryNowUs();
-    sh_.ctx->history->Append(use);
-    if (lease.fence && use.outcome == Outcome::kOk && sh_.ctx->witness) {
+    const bool wrote = use.outcome == Outcome::kOk;
+    sh_.ctx->history->Append(std::move(use));
+    if (lease.fence && wrote && sh_.ctx->witness) {
       Event wr = BaseEvent(OpType::kWrite, lease.key);
       wr.lease_op = op_id;
       wr.fence = lease.fence;
@@ -601,7 +617,7 @@ class Client : public LockObserver {
   }
 
   void CollectInfraErrors() {
-    if (!lock_) return;
+    if (!lock_ || sh_.impl->builtin) return;  // built-in locks have none (Lock::DrainInfraErrors)
     for (auto& e : lock_->DrainInfraErrors()) {
       ++stats_->infra_error_count;
       if (stats_->infra_errors.size() < kMaxInfraErrorsKept) stats_->infra_errors.push_back(e);
@@ -611,7 +627,7 @@ class Client : public LockObserver {
   int index_;
   const Shared& sh_;
   SkewedClock clock_;  // this client's clock: the lock and the validity checks read it
-  std::mt19937_64 rng_;
+  Rng rng_;
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<Transport> sampler_;  // direct to the nodes; null without contract samples
   std::unique_ptr<Lock> lock_;
@@ -641,6 +657,14 @@ class Control : public ClientControl {
 };
 
 }  // namespace
+
+int AutoClientThreads(int clients) {
+  if (clients <= kMaxThreadPerClient) return 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  return std::max(1, cpus);
+}
 
 std::string LockKey(const std::string& prefix, const std::string& impl, const std::string& scenario,
                     int k) {
@@ -704,7 +728,7 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   Shared sh{&impl, &scenario, &ctx, {}, nullptr, 0, &board, bound_ms};
   for (int k = 0; k < w.keys; ++k)
     sh.keys.push_back(LockKey(ctx.key_prefix, impl.name, scenario.name, k));
-  GuardedResource resource(sh.keys);
+  GuardedResource resource(sh.keys.size());
   sh.resource = &resource;
   std::vector<std::atomic<int64_t>> holders(sh.keys.size());
   sh.holders = &holders;
@@ -718,17 +742,29 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   }
   Control control(&clients, &board);
   // Every client prepares (connects, starts its plug-in), then all start together.
-  std::latch prepared(w.clients);
+  const bool fibers = ctx.client_threads > 0;
+  std::latch prepared(fibers ? 0 : w.clients);
   std::latch go(1);
   std::vector<std::thread> threads;
-  for (int i = 0; i < w.clients; ++i) {
-    threads.emplace_back([&, i] {
-      Client& c = *clients[static_cast<size_t>(i)];
-      c.Prepare(&per_client[static_cast<size_t>(i)]);
-      prepared.count_down();
-      go.wait();
-      c.Run();
+  if (fibers) {
+    fiber::RunFibers(w.clients, ctx.client_threads, [&](int i) {
+      clients[static_cast<size_t>(i)]->Prepare(&per_client[static_cast<size_t>(i)]);
     });
+    threads.emplace_back([&] {
+      go.wait();
+      fiber::RunFibers(w.clients, ctx.client_threads,
+                       [&](int i) { clients[static_cast<size_t>(i)]->Run(); });
+    });
+  } else {
+    for (int i = 0; i < w.clients; ++i) {
+      threads.emplace_back([&, i] {
+        Client& c = *clients[static_cast<size_t>(i)];
+        c.Prepare(&per_client[static_cast<size_t>(i)]);
+        prepared.count_down();
+        go.wait();
+        c.Run();
+      });
+    }
   }
   prepared.wait();
   const int64_t start_us = HistoryNowUs();

@@ -1,6 +1,7 @@
 // Runner: drives one lock implementation through one scenario's workload.
 //
-// For each client a thread owns one Lock (built with its own Transport and Clock) and loops
+// For each client a thread (or a fiber: RunContext::client_threads) owns one Lock (built with its
+// own Transport and Clock) and loops
 //   acquire(key, ttl, wait) → critical section → release
 // until the duration ends. The critical section reads the guarded resource (a deliberately
 // non-atomic read-modify-write per key), holds for a time drawn from the scenario's hold
@@ -172,7 +173,17 @@ struct RunContext {
   // PING every node directly every kHealthIntervalMs during the safety phase (node_health).
   bool node_health = true;
   RunProgress* progress = nullptr;  // live counters; null = none. Not owned.
+  // 0: every client runs on an OS thread of its own. N > 0: the clients run as fibers on N
+  // threads (harness/fiber.h) — the way to drive hundreds of clients without the harness
+  // spending more CPU on thread wakeups than Redis spends serving them.
+  int client_threads = 0;
 };
+
+// The client_threads `lockstorm run` uses unless told (--client-threads): an OS thread per
+// client up to kMaxThreadPerClient clients; beyond, fibers on one thread per CPU the process
+// may run on.
+inline constexpr int kMaxThreadPerClient = 64;
+int AutoClientThreads(int clients);
 
 inline constexpr int64_t kHealthIntervalMs = 100;
 

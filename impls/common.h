@@ -58,8 +58,7 @@ using TryAcquireFn = std::function<Outcome(Lease* lease, std::string* error)>;
 // budget). With wait_ms <= 0 it tries exactly once. Bounded: at most kMaxAttempts tries.
 inline constexpr int64_t kMaxRetryDelayMs = 10;
 inline constexpr int kMaxAttempts = 1000000;
-AcquireResult RetryAcquire(Clock* clock, std::mt19937_64& rng, int64_t wait_ms,
-                           const TryAcquireFn& try_once);
+AcquireResult RetryAcquire(Clock* clock, Rng& rng, int64_t wait_ms, const TryAcquireFn& try_once);
 
 // Maps a reply of a compare-and-delete / compare-and-pexpire script (or DEL / PEXPIRE) to
 // an outcome: integer 1 → kOk, integer 0 → kFail, anything else → kUnknown (error in *why).

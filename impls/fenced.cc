@@ -102,7 +102,7 @@ class FencedLock : public Lock {
   }
 
   LockEnv env_;
-  std::mt19937_64 rng_;
+  Rng rng_;
 };
 
 }  // namespace

@@ -26,7 +26,9 @@ class DelReleaseLock final : public TokenLuaLock {
   using TokenLuaLock::TokenLuaLock;
 
  protected:
-  Command ReleaseCommand(const Lease& lease) override { return UncheckedDelCommand(lease); }
+  void ReleaseCommand(const Lease& lease, Command* cmd) override {
+    *cmd = UncheckedDelCommand(lease);
+  }
 };
 
 // no-ttl: acquire is SET key token NX with no expiry: a lock nobody releases stays forever.
@@ -90,9 +92,9 @@ class PexpireZeroLock final : public TokenLuaLock {
     const std::string pexpire_ms = std::to_string(ttl_ms - since_ms);  // may be <= 0
     return {"EVAL", kCompareAndPexpireLua, "1", lease.key, lease.token, pexpire_ms};
   }
-  Command ReleaseCommand(const Lease& lease) override {
+  void ReleaseCommand(const Lease& lease, Command* cmd) override {
     acquired_us_.erase(lease.token);
-    return TokenLuaLock::ReleaseCommand(lease);
+    TokenLuaLock::ReleaseCommand(lease, cmd);
   }
 
  private:
@@ -139,8 +141,8 @@ class TokenDroppedLock final : public TokenLuaLock {
   using TokenLuaLock::TokenLuaLock;
 
  protected:
-  Command ReleaseCommand(const Lease& lease) override {
-    return {"EVAL", kCompareAndDeleteLua, "1", lease.key, ""};
+  void ReleaseCommand(const Lease& lease, Command* cmd) override {
+    *cmd = {"EVAL", kCompareAndDeleteLua, "1", lease.key, ""};
   }
 };
 

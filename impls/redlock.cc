@@ -39,8 +39,8 @@
 // quorum answered 0 (not ours there any more), kUnknown otherwise (no quorum of definite
 // answers either way).
 //
-// Only env.transport and env.clock are used; randomness comes from a mt19937_64 seeded with
-// env.seed, so a deterministic simulator replays the same choices.
+// Only env.transport and env.clock are used; randomness comes from an Rng (harness/rng.h)
+// seeded with env.seed, so a deterministic simulator replays the same choices.
 //
 // RedlockOptions (impls/builtin.h) can plant one bug each for the mutant corpus
 // (impls/mutants.cc); NewRedlockLock uses the defaults, which are the algorithm above.
@@ -320,7 +320,7 @@ class RedlockLock : public Lock {
 
   Transport* transport_;
   Clock* clock_;
-  std::mt19937_64 rng_;
+  Rng rng_;
   const RedlockOptions options_;
   std::vector<int> nodes_;  // 0..N-1: every fan-out goes to all nodes
   int quorum_ = 1;

@@ -13,15 +13,18 @@
 
 namespace lockstorm {
 
-std::string RandomToken(std::mt19937_64& rng) {
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 40; ++i) s.push_back(hex[rng() & 15]);
+std::string RandomToken(Rng& rng) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(40, '0');
+  uint64_t bits = 0;
+  for (size_t i = 0; i < s.size(); ++i, bits >>= 4) {
+    if (i % 16 == 0) bits = rng();  // 16 hex digits per draw
+    s[i] = kHex[bits & 15];
+  }
   return s;
 }
 
-AcquireResult RetryAcquire(Clock* clock, std::mt19937_64& rng, int64_t wait_ms,
-                           const TryAcquireFn& try_once) {
+AcquireResult RetryAcquire(Clock* clock, Rng& rng, int64_t wait_ms, const TryAcquireFn& try_once) {
   AcquireResult res;
   const int64_t deadline_us = clock->NowUs() + std::max<int64_t>(wait_ms, 0) * 1000;
   for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
@@ -72,7 +75,8 @@ ExtendResult SingleNodeLock::Extend(const Lease& lease, int64_t ttl_ms) {
 
 ReleaseResult SingleNodeLock::Release(const Lease& lease) {
   ReleaseResult res;
-  Reply r = Call(ReleaseCommand(lease), 1000);
+  ReleaseCommand(lease, &release_cmd_);
+  Reply r = Call(release_cmd_, 1000);
   res.outcome = IntegerOutcome(r, &res.error);
   return res;
 }
@@ -85,7 +89,15 @@ int64_t SingleNodeLock::LeaseClockUs() { return env_.clock->NowUs(); }
 
 Outcome SingleNodeLock::SetNxPx(const std::string& key, const std::string& token, int64_t ttl_ms,
                                 std::string* why) {
-  return SetNxOutcome(Call({"SET", key, token, "NX", "PX", std::to_string(ttl_ms)}, ttl_ms), why);
+  // The command is rebuilt in place: its strings keep their capacity from try to try.
+  set_cmd_.resize(6);
+  set_cmd_[0] = "SET";
+  set_cmd_[1] = key;
+  set_cmd_[2] = token;
+  set_cmd_[3] = "NX";
+  set_cmd_[4] = "PX";
+  set_cmd_[5] = std::to_string(ttl_ms);
+  return SetNxOutcome(Call(set_cmd_, ttl_ms), why);
 }
 
 Outcome SingleNodeLock::SetNxOutcome(const Reply& r, std::string* why) {
@@ -106,8 +118,13 @@ Outcome TokenLuaLock::TryOnce(const std::string& key, const std::string& token, 
   return SetNxPx(key, token, ttl_ms, why);
 }
 
-Command TokenLuaLock::ReleaseCommand(const Lease& lease) {
-  return {"EVAL", kCompareAndDeleteLua, "1", lease.key, lease.token};
+void TokenLuaLock::ReleaseCommand(const Lease& lease, Command* cmd) {
+  cmd->resize(5);
+  (*cmd)[0] = "EVAL";
+  (*cmd)[1] = kCompareAndDeleteLua;
+  (*cmd)[2] = "1";
+  (*cmd)[3] = lease.key;
+  (*cmd)[4] = lease.token;
 }
 
 Command TokenLuaLock::ExtendCommand(const Lease& lease, int64_t ttl_ms) {
@@ -141,7 +158,9 @@ class SetnxExpireLock : public SingleNodeLock {
     }
     return Outcome::kOk;
   }
-  Command ReleaseCommand(const Lease& lease) override { return UncheckedDelCommand(lease); }
+  void ReleaseCommand(const Lease& lease, Command* cmd) override {
+    *cmd = UncheckedDelCommand(lease);
+  }
   Command ExtendCommand(const Lease& lease, int64_t ttl_ms) override {
     return UncheckedPexpireCommand(lease, ttl_ms);
   }
@@ -157,7 +176,9 @@ class SetNxDelLock : public SingleNodeLock {
                   std::string* why) override {
     return SetNxPx(key, token, ttl_ms, why);
   }
-  Command ReleaseCommand(const Lease& lease) override { return UncheckedDelCommand(lease); }
+  void ReleaseCommand(const Lease& lease, Command* cmd) override {
+    *cmd = UncheckedDelCommand(lease);
+  }
   Command ExtendCommand(const Lease& lease, int64_t ttl_ms) override {
     return UncheckedPexpireCommand(lease, ttl_ms);
   }

@@ -32,7 +32,9 @@ class SingleNodeLock : public Lock {
   // if it may be.
   virtual Outcome TryOnce(const std::string& key, const std::string& token, int64_t ttl_ms,
                           std::string* why) = 0;
-  virtual Command ReleaseCommand(const Lease& lease) = 0;
+  // Fills *cmd with the release command. *cmd is reused from release to release: assign its
+  // elements (their strings keep their capacity), do not append.
+  virtual void ReleaseCommand(const Lease& lease, Command* cmd) = 0;
   virtual Command ExtendCommand(const Lease& lease, int64_t ttl_ms) = 0;
 
   // Sends `cmd` to node 0 with the timeout of a `ttl_ms` lock (CommandTimeoutUs).
@@ -49,7 +51,9 @@ class SingleNodeLock : public Lock {
   static Outcome SetNxOutcome(const Reply& r, std::string* why);
 
   LockEnv env_;
-  std::mt19937_64 rng_;
+  Rng rng_;
+  Command set_cmd_;      // SetNxPx's command, reused
+  Command release_cmd_;  // Release's command, reused
 };
 
 // The owner-blind commands of setnx-expire and set-nx-del (which the del-release and
@@ -67,7 +71,7 @@ class TokenLuaLock : public SingleNodeLock {
  protected:
   Outcome TryOnce(const std::string& key, const std::string& token, int64_t ttl_ms,
                   std::string* why) override;
-  Command ReleaseCommand(const Lease& lease) override;
+  void ReleaseCommand(const Lease& lease, Command* cmd) override;
   Command ExtendCommand(const Lease& lease, int64_t ttl_ms) override;
 };
 

@@ -153,6 +153,7 @@ TEST(Cli, BadInputGivesOneLineAndExit4) {
       {{"run", "--scenario", "no-such-scenario"}, "--scenario: unknown scenario"},
       {{"run", "--clients", "many"}, "--clients"},
       {{"run", "--clients", "0"}, "--clients: expected 1..10000"},
+      {{"run", "--client-threads", "-2"}, "--client-threads: expected 0..1024"},
       {{"run", "--ttl-ms", "-5"}, "--ttl-ms"},
       {{"run", "--bogus-flag"}, "bogus-flag"},
       {{"run", "--out", file + "/sub"}, "--out: cannot create directory"},

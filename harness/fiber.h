@@ -1,0 +1,68 @@
+// Fibers: many clients multiplexed over a few threads.
+//
+// RunFibers(n, threads, body) runs body(0) .. body(n-1), each on a fiber of its own (its own
+// stack, switched in user space), fiber i on thread i % threads, and returns when every body
+// has returned. Each thread is a small scheduler: it runs its ready fibers in turn, and when
+// none is ready it waits in epoll for the sockets and timers its fibers are parked on.
+//
+// A fiber parks only through the two seams below. RedisTransport (every socket wait),
+// RealClock()->SleepUs (so every Clock sleep, SkewedClock included) and the exec plug-in's
+// pipes call them; on a fiber they park it and run another, anywhere else they block the
+// calling thread exactly as poll(2) and a sleep would. Lock implementations therefore run
+// unchanged on fibers: they reach the seams through their Transport and Clock.
+//
+// Rules for code on a fiber:
+//   - Anything else that blocks (a blocking read, a long-held mutex) stalls every fiber of
+//     its thread: keep such waits short (the history's and the resource's mutexes are).
+//   - Never wait for another fiber by other means (a latch, a condition variable): if that
+//     fiber is on the same thread it can never run, and the wait deadlocks.
+//   - A background std::thread started from a fiber (a watchdog's renewer) is an ordinary
+//     thread: its waits block it alone.
+//
+// Why: one OS thread per client costs two kernel wakeups and context switches per round trip;
+// at 1,000 clients that is more CPU than Redis spends serving them (docs/benchmarks.md). And
+// the deterministic simulator runs the same client code as fibers on virtual time.
+//
+// Thread-safety: RunFibers may be called from any thread, concurrently with other RunFibers.
+// Poll and SleepUntil may be called from any thread or fiber.
+#pragma once
+
+#include <poll.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace lockstorm::fiber {
+
+// The steady clock in microseconds: the base of every deadline below (the same reading as
+// RealClock()->NowUs()).
+int64_t MonoNowUs();
+
+// True on a fiber run by RunFibers.
+bool InFiber();
+
+// poll(2) on fds[0..n) until one is ready or `deadline_us` (MonoNowUs) passes. Returns the
+// number of entries with revents set, 0 at the deadline, or -1 with errno set (an error of
+// poll itself; EINTR is retried). On a fiber the fiber parks; elsewhere the thread blocks.
+int Poll(pollfd* fds, size_t n, int64_t deadline_us);
+
+// Returns once MonoNowUs() >= deadline_us. On a fiber the fiber parks.
+void SleepUntil(int64_t deadline_us);
+
+// On a fiber, when other fibers of the thread are ready: lets them run first and returns true
+// (the fiber is ready again, not parked). Otherwise returns false at once. RedisTransport
+// yields after sending a request and then tries a non-blocking read before it parks: on a
+// busy thread the reply has usually come meanwhile, which saves arming epoll and a wakeup
+// per round trip; on an idle one nothing is ready and it parks at once.
+bool Yield();
+
+// Stack size of every fiber; the lowest page is a guard (an overflow faults at once).
+inline constexpr size_t kFiberStackBytes = 256 * 1024;
+
+// Runs body(i) for every i in [0, n) as fibers on `threads` threads (clamped to [1, n]);
+// returns once all have returned. An exception escaping a body is rethrown here, after every
+// other body has returned. n = 0 returns at once.
+void RunFibers(int n, int threads, const std::function<void(int)>& body);
+
+}  // namespace lockstorm::fiber
