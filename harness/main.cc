@@ -7,11 +7,13 @@
 #include <sstream>
 
 #include "harness/exec_lock.h"
+#include "harness/explore_cmd.h"
 #include "harness/mutation.h"
 #include "harness/process.h"
 #include "harness/run.h"
 #include "harness/shutdown.h"
 #include "reports/report.h"
+#include "scenarios/generate.h"
 
 namespace {
 
@@ -180,13 +182,44 @@ int main(int argc, char** argv) {
   bool mutants_verbose = false;
   mutants->add_flag("--verbose", mutants_verbose, "Show each scenario run's progress");
 
+  ExploreCommandOptions xo;
+  CLI::App* explore = app.add_subcommand(
+      "explore",
+      "Search generated fault schedules for a violation of one lock, shrink the first one "
+      "found to a minimal schedule and write it as counterexample.json (a scenario file `run` "
+      "replays). Exit 1 when a counterexample was found, 0 when none within the budget");
+  explore->add_option("--impl", xo.impl, "The lock to explore (a built-in lock or mutant)")
+      ->required()
+      ->envname("LOCKSTORM_IMPL");
+  explore
+      ->add_option("--faults", xo.faults,
+                   "Fault groups to draw from (comma-separated): " + FaultGroupList() +
+                       "; default none (the workload alone)")
+      ->delimiter(',')
+      ->envname("LOCKSTORM_FAULTS");
+  explore->add_option("--nodes", xo.nodes, "Nodes for multi-node locks (default 3)");
+  explore
+      ->add_option("--budget", xo.budget_s, "Seconds of search for a first failure (default 120)")
+      ->envname("LOCKSTORM_BUDGET");
+  explore->add_option("--shrink-budget", xo.shrink_budget_s, "Seconds of shrinking (default 600)");
+  explore->add_option("--seed", xo.seed, "Seed of the search (default 1)")
+      ->envname("LOCKSTORM_SEED");
+  explore->add_option("--max-events", xo.max_events,
+                      "Fault events per schedule, 0..10 (default 3)");
+  explore->add_option("--reproduce-tries", xo.reproduce_tries,
+                      "Runs of a shrink candidate before it counts as passing (default 3)");
+  explore->add_option("--confirm-runs", xo.confirm_runs,
+                      "Runs of the counterexample for its reproduction rate (default 5)");
+  explore->add_option("--out", xo.out_dir, "Run directory (default runs/explore-<time>-<seed>)")
+      ->envname("LOCKSTORM_OUT");
+
   if (argc > 1 && argv[1][0] != '-') {
     const std::string sub = argv[1];
     if (sub != "run" && sub != "list" && sub != "check" && sub != "mutants" && sub != "report" &&
-        sub != "compare") {
+        sub != "compare" && sub != "explore") {
       std::cerr << "lockstorm: unknown command '" << sub
-                << "' (expected run, list, check, report, compare or mutants; see lockstorm "
-                   "--help)\n";
+                << "' (expected run, list, check, report, compare, mutants or explore; see "
+                   "lockstorm --help)\n";
       return kExitUsage;
     }
   }
@@ -225,6 +258,9 @@ int main(int argc, char** argv) {
     }
     mo.quiet = !mutants_verbose;
     return MutantsCommand(mo);
+  }
+  if (*explore) {
+    return ExploreCommand(xo);
   }
 
   ro.impls = SplitImpls(raw_impls);

@@ -57,9 +57,21 @@ Scenario Small(int64_t ttl_ms) {
   return s;
 }
 
-TEST(RunnerTest, TokenLuaOverFakeRedisIsExclusiveAndCountsAddUp) {
+// The runner's basic contracts, with the clients on OS threads (client_threads 0) and as
+// fibers on one and on two threads (RunContext::client_threads).
+class RunnerModes : public ::testing::TestWithParam<int> {};
+
+INSTANTIATE_TEST_SUITE_P(ThreadsAndFibers, RunnerModes, ::testing::Values(0, 1, 2),
+                         [](const ::testing::TestParamInfo<int>& p) {
+                           return p.param == 0 ? std::string("Threads")
+                                               : "FibersOn" + std::to_string(p.param);
+                         });
+
+TEST_P(RunnerModes, TokenLuaOverFakeRedisIsExclusiveAndCountsAddUp) {
   HistoryWriter history;
-  RunStats st = RunFake("token-lua", Small(50), &history);
+  Scenario s = Small(50);
+  s.workload.clients = 24;
+  RunStats st = RunFake("token-lua", s, &history, nullptr, GetParam());
   EXPECT_GT(st.acquired, 0);
   EXPECT_EQ(st.acquires, st.acquired + st.contended + st.unknown);
   EXPECT_EQ(st.acquire_us.count(), static_cast<uint64_t>(st.acquired));
@@ -67,71 +79,33 @@ TEST(RunnerTest, TokenLuaOverFakeRedisIsExclusiveAndCountsAddUp) {
   auto checks = CheckMutualExclusion(history.Snapshot());
   const CheckResult& c = checks.at({"token-lua", "contention"});
   EXPECT_EQ(c.violation_count, 0);
-  // The liveness phase adds one probe per client after the workload.
-  EXPECT_EQ(st.probes, Small(50).workload.clients);
+  // The liveness phase adds one probe per client after the workload: every client ran.
+  EXPECT_EQ(st.probes, 24);
   EXPECT_EQ(st.probes_ok, st.probes);
   EXPECT_EQ(c.acquires_ok, st.acquired + st.probes_ok);
-}
-
-TEST(RunnerTest, SetNxDelOverlapsWhenHoldsOverrun) {
-  HistoryWriter history;
-  Scenario s = Small(20);
-  s.workload.holds = {{0.5, 0.0, 0.05}, {0.5, 1.2, 1.5}};  // half the holds overrun
-  RunFake("set-nx-del", s, &history);
-  auto checks = CheckMutualExclusion(history.Snapshot());
-  EXPECT_GT(checks.at({"set-nx-del", "contention"}).violation_count, 0);
-}
-
-TEST(RunnerTest, WatchdogRenewalsAreRecordedAndKeepLongHoldsSafe) {
-  HistoryWriter history;
-  Scenario s = Small(30);
-  s.workload.holds = {{1.0, 1.5, 2.0}};  // every hold outlives the TTL: the watchdog renews
-  RunFake("watchdog", s, &history);
-  int64_t background_extends = 0;
-  for (const Event& e : history.Snapshot())
-    if (e.type == OpType::kExtend && e.outcome == Outcome::kOk) ++background_extends;
-  EXPECT_GT(background_extends, 0);
-  auto checks = CheckMutualExclusion(history.Snapshot());
-  EXPECT_EQ(checks.at({"watchdog", "contention"}).violation_count, 0);
-}
-
-// Clients as fibers (RunContext::client_threads): the same counts, the same exclusion, and
-// overlaps still caught — the clients really interleave on their two threads.
-TEST(RunnerTest, FiberClientsAreExclusiveAndCountsAddUp) {
-  HistoryWriter history;
-  Scenario s = Small(50);
-  s.workload.clients = 40;
-  RunStats st = RunFake("token-lua", s, &history, nullptr, /*client_threads=*/2);
-  EXPECT_GT(st.acquired, 0);
-  EXPECT_EQ(st.acquires, st.acquired + st.contended + st.unknown);
-  EXPECT_EQ(st.releases_ok + st.releases_fail + st.releases_unknown, st.acquired);
-  EXPECT_EQ(st.probes, 40);
-  EXPECT_EQ(st.probes_ok, st.probes);
   std::set<int> clients_that_acquired;
   for (const Event& e : history.Snapshot())
     if (e.type == OpType::kAcquire && e.outcome == Outcome::kOk)
       clients_that_acquired.insert(e.client);
-  EXPECT_EQ(clients_that_acquired.size(), 40u);  // probes included: every fiber ran
-  auto checks = CheckMutualExclusion(history.Snapshot());
-  EXPECT_EQ(checks.at({"token-lua", "contention"}).violation_count, 0);
+  EXPECT_EQ(clients_that_acquired.size(), 24u);
 }
 
-TEST(RunnerTest, FiberClientsOfSetNxDelStillOverlap) {
+TEST_P(RunnerModes, SetNxDelOverlapsWhenHoldsOverrun) {
+  // The clients really interleave (on fibers too): set-nx-del's overlaps are caught.
   HistoryWriter history;
   Scenario s = Small(20);
-  s.workload.clients = 12;
   s.workload.holds = {{0.5, 0.0, 0.05}, {0.5, 1.2, 1.5}};  // half the holds overrun
-  RunFake("set-nx-del", s, &history, nullptr, /*client_threads=*/1);
+  RunFake("set-nx-del", s, &history, nullptr, GetParam());
   auto checks = CheckMutualExclusion(history.Snapshot());
   EXPECT_GT(checks.at({"set-nx-del", "contention"}).violation_count, 0);
 }
 
-TEST(RunnerTest, FiberClientsOfTheWatchdogRenewFromTheirOwnThreads) {
+TEST_P(RunnerModes, WatchdogRenewalsAreRecordedAndKeepLongHoldsSafe) {
+  // On fibers the watchdog's renewer is still an OS thread of its own.
   HistoryWriter history;
   Scenario s = Small(30);
-  s.workload.clients = 8;
   s.workload.holds = {{1.0, 1.5, 2.0}};  // every hold outlives the TTL: the watchdog renews
-  RunFake("watchdog", s, &history, nullptr, /*client_threads=*/2);
+  RunFake("watchdog", s, &history, nullptr, GetParam());
   int64_t background_extends = 0;
   for (const Event& e : history.Snapshot())
     if (e.type == OpType::kExtend && e.outcome == Outcome::kOk) ++background_extends;

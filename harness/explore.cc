@@ -1,0 +1,107 @@
+#include "harness/explore.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "harness/runner.h"  // DeriveSeed
+
+namespace lockstorm {
+namespace {
+
+constexpr int kMaxSize = 100;
+constexpr int kMaxCandidatesPerStep = 10'000;  // a shrink tree level is never this wide here
+
+}  // namespace
+
+ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const ExploreOptions& o,
+                      Clock* clock) {
+  ExploreResult r;
+  const int64_t start_us = clock->NowUs();
+  auto ms_since = [&](int64_t t0_us) { return (clock->NowUs() - t0_us) / 1000; };
+
+  // The search.
+  std::optional<rc::Shrinkable<Scenario>> failing;
+  for (int i = 0; i < o.max_cases && ms_since(start_us) < o.budget_ms; ++i) {
+    const int size = std::min(kMaxSize, 10 * (i + 1));
+    rc::Shrinkable<Scenario> c =
+        gen(rc::Random(DeriveSeed(o.seed, kExploreSeedTag, static_cast<uint64_t>(i))), size);
+    const std::string label = "case " + std::to_string(i + 1);
+    const CaseResult cr = run(c.value(), label);
+    ++r.cases;
+    r.log.push_back(label + ": " + (cr.failed ? "FAIL " + cr.summary : "pass") + " — " +
+                    std::to_string(c.value().nemesis.size()) + " fault(s)");
+    if (!cr.failed) continue;
+    r.found = true;
+    r.failing_case = i;
+    r.time_to_find_ms = ms_since(start_us);
+    r.first = c.value();
+    r.first_summary = cr.summary;
+    failing = std::move(c);
+    break;
+  }
+  if (!failing) {
+    r.elapsed_ms = ms_since(start_us);
+    return r;
+  }
+
+  // Shrinking: move to the first simpler candidate that still fails, until none does.
+  rc::Shrinkable<Scenario> current = *failing;
+  r.minimal_summary = r.first_summary;
+  const int64_t shrink_start_us = clock->NowUs();
+  auto shrink_budget_left = [&] {
+    return r.shrink_runs < o.max_shrink_runs && ms_since(shrink_start_us) < o.shrink_budget_ms;
+  };
+  bool at_minimum = false, out_of_budget = false;
+  while (!at_minimum && !out_of_budget) {
+    bool accepted = false;
+    rc::Seq<rc::Shrinkable<Scenario>> candidates = current.shrinks();
+    for (int k = 0; k < kMaxCandidatesPerStep; ++k) {
+      if (!shrink_budget_left()) {
+        out_of_budget = true;
+        break;
+      }
+      rc::Maybe<rc::Shrinkable<Scenario>> candidate = candidates.next();
+      if (!candidate) break;
+      const std::string label =
+          "shrink " + std::to_string(r.shrink_steps + 1) + "." + std::to_string(k + 1);
+      std::optional<CaseResult> fail;
+      for (int t = 0; t < std::max(o.reproduce_tries, 1) && !fail; ++t) {
+        if (!shrink_budget_left()) {
+          out_of_budget = true;  // this candidate stays undecided
+          break;
+        }
+        CaseResult cr = run(candidate->value(), label);
+        ++r.shrink_runs;
+        if (cr.failed) fail = std::move(cr);
+      }
+      if (!fail) {
+        if (out_of_budget) break;
+        continue;
+      }
+      current = std::move(*candidate);
+      ++r.shrink_steps;
+      r.minimal_summary = fail->summary;
+      r.log.push_back(label + ": still fails (" + fail->summary + ") — " +
+                      std::to_string(current.value().nemesis.size()) + " fault(s)");
+      accepted = true;
+      break;
+    }
+    if (!accepted && !out_of_budget) at_minimum = true;  // no simpler candidate fails
+  }
+  r.shrink_exhausted = out_of_budget;
+  r.minimal = current.value();
+
+  // How often does the minimal counterexample reproduce?
+  for (int t = 0; t < o.confirm_runs; ++t) {
+    const std::string label = "confirm " + std::to_string(t + 1);
+    const CaseResult cr = run(r.minimal, label);
+    ++r.confirm_runs;
+    r.reproduced += cr.failed;
+    r.log.push_back(label + ": " + (cr.failed ? "FAIL " + cr.summary : "pass"));
+  }
+  r.elapsed_ms = ms_since(start_us);
+  return r;
+}
+
+}  // namespace lockstorm
