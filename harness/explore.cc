@@ -28,6 +28,11 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
         gen(rc::Random(DeriveSeed(o.seed, kExploreSeedTag, static_cast<uint64_t>(i))), size);
     const std::string label = "case " + std::to_string(i + 1);
     const CaseResult cr = run(c.value(), label);
+    if (cr.stop) {
+      r.stopped = true;
+      r.elapsed_ms = ms_since(start_us);
+      return r;
+    }
     ++r.cases;
     r.log.push_back(label + ": " + (cr.failed ? "FAIL " + cr.summary : "pass") + " — " +
                     std::to_string(c.value().nemesis.size()) + " fault(s)");
@@ -57,12 +62,12 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
     bool accepted = false;
     rc::Seq<rc::Shrinkable<Scenario>> candidates = current.shrinks();
     for (int k = 0; k < kMaxCandidatesPerStep; ++k) {
+      rc::Maybe<rc::Shrinkable<Scenario>> candidate = candidates.next();
+      if (!candidate) break;  // no simpler candidate left: a local minimum
       if (!shrink_budget_left()) {
         out_of_budget = true;
         break;
       }
-      rc::Maybe<rc::Shrinkable<Scenario>> candidate = candidates.next();
-      if (!candidate) break;
       const std::string label =
           "shrink " + std::to_string(r.shrink_steps + 1) + "." + std::to_string(k + 1);
       std::optional<CaseResult> fail;
@@ -72,6 +77,12 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
           break;
         }
         CaseResult cr = run(candidate->value(), label);
+        if (cr.stop) {
+          r.stopped = true;
+          r.minimal = current.value();
+          r.elapsed_ms = ms_since(start_us);
+          return r;
+        }
         ++r.shrink_runs;
         if (cr.failed) fail = std::move(cr);
       }
@@ -96,6 +107,10 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
   for (int t = 0; t < o.confirm_runs; ++t) {
     const std::string label = "confirm " + std::to_string(t + 1);
     const CaseResult cr = run(r.minimal, label);
+    if (cr.stop) {
+      r.stopped = true;
+      break;
+    }
     ++r.confirm_runs;
     r.reproduced += cr.failed;
     r.log.push_back(label + ": " + (cr.failed ? "FAIL " + cr.summary : "pass"));

@@ -49,6 +49,9 @@ struct ExploreOptions {
 struct CaseResult {
   bool failed = false;
   std::string summary;
+  // Stop exploring now (an interrupt, or a case that could not run): no more cases, no
+  // shrinking, no confirmation; the result says `stopped`.
+  bool stop = false;
 };
 // `label` says which run this is ("case 12", "shrink 3.2", "confirm 4"), for logs and run
 // directory names.
@@ -68,6 +71,7 @@ struct ExploreResult {
   bool shrink_exhausted = false;  // shrinking stopped at its budget, not at a local minimum
   int reproduced = 0;             // failing runs of `minimal` among...
   int confirm_runs = 0;           // ...this many
+  bool stopped = false;           // a RunCaseFn asked to stop (CaseResult::stop)
   int64_t elapsed_ms = 0;
   std::vector<std::string> log;  // one line per case, shrink step and confirmation
 };

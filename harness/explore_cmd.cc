@@ -8,6 +8,7 @@
 
 #include "harness/explore.h"
 #include "harness/run.h"
+#include "harness/shutdown.h"
 #include "impls/registry.h"
 #include "reports/report.h"
 #include "scenarios/generate.h"
@@ -90,7 +91,7 @@ int ExploreCommand(const ExploreCommandOptions& o) {
 
   bool infra_error = false;
   RunCaseFn run_case = [&](const Scenario& s, const std::string& label) -> CaseResult {
-    if (infra_error) return {};
+    if (infra_error || ShutdownRequested()) return {false, "", true};
     const std::string case_dir = dir + "/cases/" + DirName(label);
     fs::create_directories(case_dir, ec);
     const std::string scenario_path = case_dir + "/scenario.json";
@@ -105,18 +106,32 @@ int ExploreCommand(const ExploreCommandOptions& o) {
     ro.progress = "never";
     ro.command_line = "lockstorm run --impl " + o.impl + " --scenario " + scenario_path +
                       " --seed " + std::to_string(o.seed);
-    std::ostringstream sink;  // the per-case table is noise here; explore prints its own line
-    std::streambuf* saved = std::cout.rdbuf(sink.rdbuf());
-    const int rc = RunCommand(ro);
-    std::cout.rdbuf(saved);
+    int rc = kExitUsage;
+    {
+      // The per-case table is noise here (explore prints its own line); stdout comes back
+      // even if the run throws.
+      std::ostringstream sink;
+      struct Restore {
+        std::streambuf* saved;
+        ~Restore() { std::cout.rdbuf(saved); }
+      } restore{std::cout.rdbuf(sink.rdbuf())};
+      rc = RunCommand(ro);
+    }
     CaseResult r;
     r.failed = rc == kExitSafety || rc == kExitLiveness;
     if (rc == kExitUsage) infra_error = true;
+    // Ctrl-C (the run was cut short: inconclusive) or a case that could not run: stop.
+    r.stop = infra_error || ShutdownRequested();
+    if (r.stop) {
+      std::cout << label << ": "
+                << (infra_error ? "infrastructure error: exploring stops" : "interrupted")
+                << std::endl;
+      return r;
+    }
     r.summary = r.failed ? ViolationSummary(ro.out_dir + "/report.json", o.impl) : "";
     std::cout << label << ": " << (r.failed ? "FAIL (" + r.summary + ")" : "pass")
-              << (rc == kExitInconclusive ? " (inconclusive)" : "")
-              << (rc == kExitUsage ? " (infrastructure error: exploring stops)" : "") << " — "
-              << s.nemesis.size() << " fault(s)" << std::endl;
+              << (rc == kExitInconclusive ? " (inconclusive)" : "") << " — " << s.nemesis.size()
+              << " fault(s)" << std::endl;
     if (!r.failed) fs::remove_all(case_dir, ec);  // keep only the failing cases
     return r;
   };
@@ -128,6 +143,11 @@ int ExploreCommand(const ExploreCommandOptions& o) {
   eo.confirm_runs = o.confirm_runs;
   const ExploreResult r = Explore(GenScenario(bounds), run_case, eo, RealClock());
   if (infra_error) return Usage("a case could not run (see the line above); run dir " + dir);
+  if (r.stopped) {
+    std::cout << "explore interrupted after " << r.cases << " case(s); run dir " << dir
+              << std::endl;
+    return kExitInconclusive;
+  }
 
   Scenario minimal = r.minimal;
   minimal.name = "counterexample";

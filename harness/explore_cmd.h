@@ -11,7 +11,8 @@
 // run --scenario` replays), explore.json (the search: cases, time to find, shrink steps and
 // runs, reproduction rate, the log) and explore.md (the same for people, with the timeline
 // and a one-line reproduce command); a summary on stdout.
-// Exit code: 0 = no violation within the budget, 1 = a counterexample was found, 4 = bad input.
+// Exit code: 0 = no violation within the budget, 1 = a counterexample was found, 3 = interrupted
+// (Ctrl-C), 4 = bad input or a case that could not run (exploring stops at once).
 #pragma once
 
 #include <cstdint>

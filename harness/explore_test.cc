@@ -154,6 +154,28 @@ TEST(ExploreTest, TheSameSeedRunsTheSameCases) {
   EXPECT_NE(a, c);
 }
 
+TEST(ExploreTest, ARunThatAsksToStopEndsTheSearchAndTheShrink) {
+  for (int stop_at : {3, 6}) {  // during the search; during the shrink (the lock fails at 5)
+    StepClock clock;
+    int runs = 0;
+    ExploreOptions o;
+    o.seed = 42;
+    ExploreResult r = Explore(
+        GenScenario(Bounds()),
+        [&](const Scenario& s, const std::string&) {
+          ++runs;
+          CaseResult cr;
+          cr.failed = runs >= 5 && HasPartitionWithThreeClients(s);
+          cr.stop = runs == stop_at;
+          return cr;
+        },
+        o, &clock);
+    EXPECT_TRUE(r.stopped) << stop_at;
+    EXPECT_EQ(runs, stop_at);
+    EXPECT_EQ(r.confirm_runs, 0) << stop_at;
+  }
+}
+
 TEST(ExploreTest, ShrinkingStopsAtItsBudget) {
   StepClock clock;
   FakeLock lock{&clock};

@@ -287,8 +287,12 @@ class Scheduler {
     slot[-1] = 0;                                                   // Trampoline's return address
     slot[-2] = reinterpret_cast<uint64_t>(&Scheduler::Trampoline);  // popped by ret
     for (int r = 3; r <= 8; ++r) slot[-r] = 0;                      // rbp rbx r12 r13 r14 r15
-    slot[-9] = 0x1F80;                                              // MXCSR: the default
-    slot[-10] = 0x037F;                                             // x87 control word: the default
+    uint32_t mxcsr = 0;
+    uint16_t x87_cw = 0;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(x87_cw));
+    slot[-9] = mxcsr;    // the scheduler thread's floating-point modes, as a new ucontext
+    slot[-10] = x87_cw;  // would inherit them
     f->sp = &slot[-10];
 #else
     getcontext(&f->ctx);
@@ -401,7 +405,9 @@ class Scheduler {
       timespec ts{static_cast<time_t>(wait_us / 1'000'000),
                   static_cast<long>(wait_us % 1'000'000 * 1000)};
       n = epoll_pwait2(epfd_, evs, kMaxEventsPerWait, &ts, nullptr);
-      if (n < 0 && errno == ENOSYS) has_pwait2_ = false;
+      // ENOSYS (an old kernel) or EPERM (a seccomp filter that does not know it): use
+      // epoll_wait, with whole milliseconds, from now on.
+      if (n < 0 && errno != EINTR) has_pwait2_ = false;
     }
     if (!has_pwait2_) {
       n = epoll_wait(epfd_, evs, kMaxEventsPerWait, static_cast<int>((wait_us + 999) / 1000));

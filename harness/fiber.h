@@ -18,6 +18,10 @@
 //     fiber is on the same thread it can never run, and the wait deadlocks.
 //   - A background std::thread started from a fiber (a watchdog's renewer) is an ordinary
 //     thread: its waits block it alone.
+//   - Do not park inside a catch block: the C++ runtime keeps the exception being handled per
+//     thread, not per fiber, so another fiber's catch on the same thread would mix them up.
+//   - The x86-64 switch returns into a new fiber with `ret`: not compatible with CET shadow
+//     stacks (not enabled by Debian's toolchain or kernel configuration).
 //
 // Why: one OS thread per client costs two kernel wakeups and context switches per round trip;
 // at 1,000 clients that is more CPU than Redis spends serving them (docs/benchmarks.md). And

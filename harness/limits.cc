@@ -60,9 +60,9 @@ Status RaiseFileLimit(int64_t wanted, FileLimit* now) {
         "need " + std::to_string(wanted) + " open files, but the hard limit is " +
         LimitText(cur.hard) + " (soft now " + LimitText(cur.soft) +
         "): connections beyond it fail (EMFILE) and embedded redis-servers cut maxclients to "
-        "it; raise the hard limit (ulimit -Hn " + std::to_string(wanted) +
-        " as root, LimitNOFILE= in systemd, docker --ulimit nofile=" + std::to_string(wanted) +
-        ")");
+        "it; raise the hard limit (ulimit -Hn " +
+        std::to_string(wanted) + " as root, LimitNOFILE= in systemd, docker --ulimit nofile=" +
+        std::to_string(wanted) + ")");
   }
   return Status::Ok();
 }

@@ -18,7 +18,7 @@ TEST(FileDescriptorsNeeded, CountsConnectionsSamplersProxiesAndSlack) {
 
 TEST(FileLimitTarget, RaisesTowardWantedWithinHardNeverLowers) {
   EXPECT_EQ(FileLimitTarget(2000, {1024, 524288}), 2000);
-  EXPECT_EQ(FileLimitTarget(2000, {1024, 1500}), 1500);   // capped by hard
+  EXPECT_EQ(FileLimitTarget(2000, {1024, 1500}), 1500);    // capped by hard
   EXPECT_EQ(FileLimitTarget(2000, {4096, 524288}), 4096);  // never lowered
   EXPECT_EQ(FileLimitTarget(2000, {1024, -1}), 2000);      // unlimited hard
   EXPECT_EQ(FileLimitTarget(2000, {-1, -1}), -1);          // unlimited soft stays

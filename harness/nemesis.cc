@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -119,7 +120,10 @@ struct Nemesis::Active {
   std::vector<int> clients;
   std::string detail;
   std::vector<int64_t> pttl_before_ms;  // clock-rate: per node
-  int64_t lock_keys_before = 0;         // restart-node
+  // restart-node: per node, the run's keys and their values (tokens) just before the kill,
+  // flattened [key, value, key, value, ...]; after the restart, how many still hold the same
+  // value is the evidence (a client re-acquiring after the restart writes a new token).
+  std::map<int, std::vector<std::string>> held_before;
 };
 
 Nemesis::Nemesis(const Scenario& scenario, NemesisTargets targets)
@@ -269,17 +273,23 @@ void Nemesis::Apply(const Action& a) {
           if (ParsePersistence(e.persistence, &p)) s->set_persistence(p);
         }
         Status st = s->Restart();
+        // How many of the keys the node held before the kill it still holds, with the same
+        // value (not counting keys clients wrote since the restart).
         int64_t keys_after = -1;
-        Reply r =
-            t->Call(n, {"EVAL", "return #redis.call('KEYS', ARGV[1])", "0", t_.key_prefix + "*"},
-                    kEvidenceTimeoutUs);
+        Command survived = {"EVAL",
+                            "local n = 0 for i = 1, #ARGV, 2 do "
+                            "if redis.call('GET', ARGV[i]) == ARGV[i + 1] then n = n + 1 end "
+                            "end return n",
+                            "0"};
+        for (const std::string& x : act->held_before[n]) survived.push_back(x);
+        Reply r = t->Call(n, survived, kEvidenceTimeoutUs);
         if (r.type == Reply::Type::kInteger) keys_after = r.integer;
         detail += "; " + s->name() +
                   (st.ok() ? " restarted (pid " + std::to_string(s->pid()) + ")"
                            : " restart FAILED: " + st.message());
         if (e.fault == "restart-node")
-          detail += ", run keys before the kill " + std::to_string(act->lock_keys_before) +
-                    ", after the restart " + std::to_string(keys_after);
+          detail += ", run keys before the kill " + std::to_string(act->held_before[n].size() / 2) +
+                    ", after the restart " + std::to_string(keys_after) + " of them still held";
       }
     } else if (e.fault == "pause-node") {
       for (int n : act->nodes) {
@@ -413,10 +423,16 @@ void Nemesis::Apply(const Action& a) {
     for (int n : nodes) {
       EmbeddedServer* s = t_.servers->server(n);
       if (e.fault == "restart-node") {
-        Reply r =
-            t->Call(n, {"EVAL", "return #redis.call('KEYS', ARGV[1])", "0", t_.key_prefix + "*"},
-                    kEvidenceTimeoutUs);
-        if (r.type == Reply::Type::kInteger) act->lock_keys_before += r.integer;
+        Reply r = t->Call(n,
+                          {"EVAL",
+                           "local r = {} for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+                           "local v = redis.call('GET', k) if v then r[#r + 1] = k "
+                           "r[#r + 1] = v end end return r",
+                           "0", t_.key_prefix + "*"},
+                          kEvidenceTimeoutUs);
+        std::vector<std::string>& held = act->held_before[n];
+        for (const Reply& x : r.elements)
+          if (x.type == Reply::Type::kString) held.push_back(x.str);
       }
       const pid_t pid = s->pid();
       s->Kill();

@@ -329,7 +329,9 @@ class RedisTransport : public Transport {
     bool yielded = false;  // a fiber yields once before its first read
     for (int round = 0; round < kMaxRounds; ++round) {
       void* raw = nullptr;
-      if (redisReaderGetReply(c->reader(), &raw) != REDIS_OK) {
+      // Only when hiredis holds bytes or a partial reply: called on an empty buffer it would
+      // start a read task (ridx 0) and so turn the RESP fast path below off.
+      if (!ReaderIsEmpty(c->reader()) && redisReaderGetReply(c->reader(), &raw) != REDIS_OK) {
         return Fail(c, Reply::IoError("protocol error from " + c->addr().ToString()));
       }
       if (raw != nullptr) {

@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <exception>
 #include <latch>
 #include <map>
 #include <mutex>
@@ -743,6 +744,7 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   Control control(&clients, &board);
   // Every client prepares (connects, starts its plug-in), then all start together.
   const bool fibers = ctx.client_threads > 0;
+  std::exception_ptr fiber_error;
   std::latch prepared(fibers ? 0 : w.clients);
   std::latch go(1);
   std::vector<std::thread> threads;
@@ -752,8 +754,12 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
     });
     threads.emplace_back([&] {
       go.wait();
-      fiber::RunFibers(w.clients, ctx.client_threads,
-                       [&](int i) { clients[static_cast<size_t>(i)]->Run(); });
+      try {
+        fiber::RunFibers(w.clients, ctx.client_threads,
+                         [&](int i) { clients[static_cast<size_t>(i)]->Run(); });
+      } catch (...) {
+        fiber_error = std::current_exception();  // rethrown on this thread after the join
+      }
     });
   } else {
     for (int i = 0; i < w.clients; ++i) {
@@ -787,6 +793,7 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   for (auto& t : threads) t.join();
   const int64_t safety_end_us = HistoryNowUs();
   if (health_thread.joinable()) health_thread.join();
+  if (fiber_error) std::rethrow_exception(fiber_error);  // every thread joined
   // Liveness phase: every fault healed; each client in turn must acquire within the bound.
   if (ctx.liveness_phase && !ctx.stop->load()) {
     std::set<std::string> failed_keys;

@@ -416,8 +416,8 @@ TEST(ServerClockITest, ServerKeepsAnsweringUnderSkewWithActiveExpiry) {
   ASSERT_TRUE(conn.Run({"BGSAVE"}).ok);
   const int64_t start_ms = SteadyMs();
   int pings = 0;
-  for (int round = 0; (SteadyMs() - start_ms < kRunMs || pings < kMinPings) &&
-                      SteadyMs() - start_ms < kMaxRunMs;
+  for (int round = 0;
+       (SteadyMs() - start_ms < kRunMs || pings < kMinPings) && SteadyMs() - start_ms < kMaxRunMs;
        ++round) {
     Reply r = conn.Run({"PING"});
     ASSERT_EQ(r.str, "PONG") << "after " << pings << " pings, " << SteadyMs() - start_ms << " ms";
