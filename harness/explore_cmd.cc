@@ -20,11 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-int Usage(const std::string& line) {
-  std::cerr << "lockstorm explore: " << line << "\n";
-  return kExitUsage;
-}
-
 // "case 12" → "case-12"
 std::string DirName(std::string label) {
   for (char& c : label)
@@ -53,33 +48,36 @@ std::string ViolationSummary(const std::string& report_path, const std::string& 
 }  // namespace
 
 int ExploreCommand(const ExploreCommandOptions& o) {
-  if (o.impl.empty()) return Usage("--impl: expected one lock (see `lockstorm list`)");
+  if (o.impl.empty()) return UsageError("--impl: expected one lock (see `lockstorm list`)");
   const ImplInfo* builtin = FindBuiltinImpl(o.impl);
   const MutantInfo* mutant = FindMutant(o.impl);
   const bool exec = o.impl.find("exec:") != std::string::npos;
   if (!builtin && !mutant && !exec) {
-    return Usage("--impl: unknown lock '" + o.impl +
-                 "' (expected a built-in lock or mutant from `lockstorm list`, or NAME=exec:CMD)");
+    return UsageError(
+        "--impl: unknown lock '" + o.impl +
+        "' (expected a built-in lock or mutant from `lockstorm list`, or NAME=exec:CMD)");
   }
   const bool multi_node = (builtin && builtin->multi_node) || (mutant && mutant->impl.multi_node);
-  if (o.nodes < 1 || o.nodes > 15) return Usage("--nodes: expected 1..15");
+  if (o.nodes < 1 || o.nodes > 15) return UsageError("--nodes: expected 1..15");
   if (!(o.budget_s > 0) || o.budget_s > 86400)
-    return Usage("--budget: expected 0 < seconds <= 86400");
+    return UsageError("--budget: expected 0 < seconds <= 86400");
   if (!(o.shrink_budget_s > 0) || o.shrink_budget_s > 86400)
-    return Usage("--shrink-budget: expected 0 < seconds <= 86400");
-  if (o.max_events < 0 || o.max_events > 10) return Usage("--max-events: expected 0..10");
+    return UsageError("--shrink-budget: expected 0 < seconds <= 86400");
+  if (o.max_events < 0 || o.max_events > 10) return UsageError("--max-events: expected 0..10");
   if (o.reproduce_tries < 1 || o.reproduce_tries > 20)
-    return Usage("--reproduce-tries: expected 1..20");
-  if (o.confirm_runs < 0 || o.confirm_runs > 100) return Usage("--confirm-runs: expected 0..100");
+    return UsageError("--reproduce-tries: expected 1..20");
+  if (o.confirm_runs < 0 || o.confirm_runs > 100)
+    return UsageError("--confirm-runs: expected 0..100");
   ExploreBounds bounds;
-  if (Status s = FaultKindsForGroups(o.faults, &bounds.faults); !s.ok()) return Usage(s.message());
+  if (Status s = FaultKindsForGroups(o.faults, &bounds.faults); !s.ok())
+    return UsageError(s.message());
   bounds.nodes = multi_node ? o.nodes : 1;
   bounds.max_events = o.max_events;
 
   const std::string dir = o.out_dir.empty() ? DefaultRunDir("explore-", o.seed) : o.out_dir;
   std::error_code ec;
   fs::create_directories(dir + "/cases", ec);
-  if (ec) return Usage("--out: cannot create directory " + dir + ": " + ec.message());
+  if (ec) return UsageError("--out: cannot create directory " + dir + ": " + ec.message());
   std::cout << "lockstorm explore: " << o.impl << ", faults "
             << (bounds.faults.empty() ? std::string("none") : [&] {
                  std::string s;
@@ -142,7 +140,7 @@ int ExploreCommand(const ExploreCommandOptions& o) {
   eo.reproduce_tries = o.reproduce_tries;
   eo.confirm_runs = o.confirm_runs;
   const ExploreResult r = Explore(GenScenario(bounds), run_case, eo, RealClock());
-  if (infra_error) return Usage("a case could not run (see the line above); run dir " + dir);
+  if (infra_error) return UsageError("a case could not run (see the line above); run dir " + dir);
   if (r.stopped) {
     std::cout << "explore interrupted after " << r.cases << " case(s); run dir " << dir
               << std::endl;

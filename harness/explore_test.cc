@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -63,9 +64,7 @@ TEST(ExploreTest, FindsAndShrinksToOnePartitionWithThreeClients) {
   ExploreOptions o;
   o.seed = 42;
   o.budget_ms = 200'000;
-  ExploreResult r = Explore(
-      GenScenario(Bounds()), [&](const Scenario& s, const std::string& l) { return lock(s, l); }, o,
-      &clock);
+  ExploreResult r = Explore(GenScenario(Bounds()), std::ref(lock), o, &clock);
   ASSERT_TRUE(r.found);
   EXPECT_EQ(r.cases, r.failing_case + 1);
   EXPECT_EQ(r.time_to_find_ms, r.cases * 1000);
@@ -101,9 +100,7 @@ TEST(ExploreTest, AFlakyFailureStillShrinksAndItsRateIsReported) {
   o.seed = 42;
   o.reproduce_tries = 4;
   o.confirm_runs = 10;
-  ExploreResult r = Explore(
-      GenScenario(Bounds()), [&](const Scenario& s, const std::string& l) { return lock(s, l); }, o,
-      &clock);
+  ExploreResult r = Explore(GenScenario(Bounds()), std::ref(lock), o, &clock);
   ASSERT_TRUE(r.found);
   EXPECT_EQ(r.minimal.nemesis.size(), 1u) << DescribeSchedule(r.minimal);
   EXPECT_EQ(r.minimal.workload.clients, 3);
@@ -183,9 +180,7 @@ TEST(ExploreTest, ShrinkingStopsAtItsBudget) {
   o.seed = 42;
   o.max_shrink_runs = 2;
   o.confirm_runs = 1;
-  ExploreResult r = Explore(
-      GenScenario(Bounds()), [&](const Scenario& s, const std::string& l) { return lock(s, l); }, o,
-      &clock);
+  ExploreResult r = Explore(GenScenario(Bounds()), std::ref(lock), o, &clock);
   ASSERT_TRUE(r.found);
   EXPECT_LE(r.shrink_runs, 2);
   EXPECT_TRUE(r.shrink_exhausted);

@@ -22,11 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-int UsageError(const std::string& line) {
-  std::cerr << "lockstorm: " << line << "\n";
-  return kExitUsage;
-}
-
 // What one row of a scenario's report.json says about an impl.
 struct RowSummary {
   std::string scenario;

@@ -112,11 +112,6 @@ class ProgressLine {
   std::thread thread_;
 };
 
-int UsageError(const std::string& line) {
-  std::cerr << "lockstorm: " << line << "\n";
-  return kExitUsage;
-}
-
 std::string Hostname() {
   char buf[256] = {0};
   gethostname(buf, sizeof buf - 1);
@@ -315,6 +310,11 @@ void CleanupKeys(const std::vector<ServerAddress>& servers, const std::string& p
 }
 
 }  // namespace
+
+int UsageError(const std::string& line) {
+  std::cerr << "lockstorm: " << line << "\n";
+  return kExitUsage;
+}
 
 std::string DefaultRunDir(const std::string& kind, uint64_t seed) {
   const std::time_t now = std::time(nullptr);

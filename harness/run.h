@@ -36,6 +36,10 @@ struct RunOptions {
   std::string command_line;           // for the report's context
 };
 
+// Prints "lockstorm: LINE" (one line) to stderr and returns kExitUsage (4): how every command
+// reports bad input.
+int UsageError(const std::string& line);
+
 // runs/<kind><local time YYYYmmdd-HHMMSS>-<seed>: a run directory's default name.
 std::string DefaultRunDir(const std::string& kind, uint64_t seed);
 
