@@ -4,6 +4,7 @@
 #include <bit>
 #include <functional>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string_view>
 
@@ -698,12 +699,14 @@ class Engine {
   }
 
   // Keys present at quiesce whose token's release ended ok, or whose acquire ended fail: one
-  // pass over the history for all of them (each reported once, for its first such event).
+  // pass over the history for all of them (each key reported once, for its first such event).
+  // A multi-node lock only lies when a quorum of its nodes still holds the token: a release
+  // (or a failed acquire's cleanup) that reached a majority may leave a minority key to expire.
   void LeftBehind() {
     if (quiesce_present_.empty()) return;
     std::unordered_map<uint64_t, std::vector<const Rec*>> by_token;
     for (const Rec* s : quiesce_present_) by_token[s->token].push_back(s);
-    std::vector<const Rec*> done;
+    std::vector<int32_t> done;  // key slots reported
     for (const Rec& e : recs_) {
       const OpType type = static_cast<OpType>(e.type);
       const Outcome outcome = static_cast<Outcome>(e.outcome);
@@ -712,15 +715,30 @@ class Engine {
       if (!lied || e.token == 0) continue;
       auto it = by_token.find(e.token);
       if (it == by_token.end()) continue;
+      std::map<int32_t, std::vector<const Rec*>> by_slot;  // the token's keys, by key
       for (const Rec* s : it->second) {
         if (h_.slot_pair(e.slot) != h_.slot_pair(s->slot) ||
-            std::find(done.begin(), done.end(), s) != done.end())
+            std::find(done.begin(), done.end(), s->slot) != done.end())
           continue;
-        done.push_back(s);
-        Add(*s, 12, e.client, e.op_id, -1, s->op_id, s->invoke_us, 0, [&] {
-          return "after the run node " + std::to_string(s->node) + " still held " + Key(*s) +
-                 " with the token of " + OpTypeName(type) + " " + Op(e.op_id) + " of client " +
-                 std::to_string(e.client) + ", which ended " + OutcomeName(outcome);
+        by_slot[s->slot].push_back(s);
+      }
+      for (const auto& [slot, held] : by_slot) {
+        const PairState& ps = PairOf(*held.front());
+        const int n_nodes = ps.lock_nodes ? std::popcount(ps.lock_nodes) : ps.nodes;
+        const int quorum = n_nodes / 2 + 1;
+        if (static_cast<int>(held.size()) < quorum) continue;
+        done.push_back(slot);
+        const Rec& s = *held.front();
+        Add(s, 12, e.client, e.op_id, -1, s.op_id, s.invoke_us, 0, [&] {
+          std::string nodes;
+          for (const Rec* h : held) nodes += (nodes.empty() ? "" : ", ") + std::to_string(h->node);
+          return "after the run " +
+                 (n_nodes > 1 ? std::to_string(held.size()) + " of " + std::to_string(n_nodes) +
+                                    " nodes (" + nodes + "; quorum " + std::to_string(quorum) + ")"
+                              : "node " + nodes) +
+                 " still held " + Key(s) + " with the token of " + OpTypeName(type) + " " +
+                 Op(e.op_id) + " of client " + std::to_string(e.client) + ", which ended " +
+                 OutcomeName(outcome);
         });
       }
     }

@@ -1170,6 +1170,32 @@ TEST(CheckerTest, ReleaseLostEvidenceAndNearMisses) {
   }
 }
 
+// Redlock on 3 nodes: a release that deleted a quorum reports ok; the key it could not reach on
+// a partitioned node stays until its TTL. That is no lie; the token on a quorum is.
+TEST(CheckerTest, LeftBehindOnAMultiNodeLockNeedsAQuorumOfNodes) {
+  for (const int left : {1, 2}) {
+    SCOPED_TRACE(left);
+    HistoryBuilder h;
+    const int64_t a = h.Acquire(0, "k", 0, 1000, 500);
+    for (int n = 0; n < 3; ++n)
+      h.Sample("k", a, n, h.Token(a), 499, kSampleAfterAcquire, 1000, 1100);
+    const int64_t rel = h.Release(a, 0, "k", 1200, 1300);
+    for (int n = 0; n < 3; ++n)
+      h.Sample("k", -1, n, n < left ? h.Token(a) : "", n < left ? 300 : -2, kSampleQuiesce,
+               1400, 1450);
+    const CheckResult r = h.CheckAll();
+    if (left == 1) {
+      EXPECT_EQ(AllViolations(r), 0);
+      EXPECT_EQ(r.keys_at_quiesce, 1);
+      continue;
+    }
+    std::optional<Violation> v = Only(r, "left-behind");
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(v->op_a, rel);
+    EXPECT_TRUE(Has(v->detail, "2 of 3 nodes (0, 1; quorum 2)")) << v->detail;
+  }
+}
+
 TEST(CheckerTest, LeftBehindAfterAnOkReleaseOrAFailedAcquire) {
   HistoryBuilder h;
   int64_t a = h.Acquire(0, "k", 0, 1000, 100);

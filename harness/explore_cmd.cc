@@ -8,6 +8,7 @@
 
 #include "harness/explore.h"
 #include "harness/run.h"
+#include "harness/server_pool.h"
 #include "harness/shutdown.h"
 #include "impls/registry.h"
 #include "reports/report.h"
@@ -87,6 +88,8 @@ int ExploreCommand(const ExploreCommandOptions& o) {
             << ", " << bounds.nodes << " node(s), budget " << o.budget_s << " s, seed " << o.seed
             << ", run dir " << dir << std::endl;
 
+  ServerPool pool(dir + "/servers");
+  int runs = 0;
   bool infra_error = false;
   RunCaseFn run_case = [&](const Scenario& s, const std::string& label) -> CaseResult {
     if (infra_error || ShutdownRequested()) return {false, "", true};
@@ -102,6 +105,8 @@ int ExploreCommand(const ExploreCommandOptions& o) {
     ro.nodes = o.nodes;
     ro.quiet = true;
     ro.progress = "never";
+    if (!o.fresh_servers) ro.server_pool = &pool;
+    ++runs;
     ro.command_line = "lockstorm run --impl " + o.impl + " --scenario " + scenario_path +
                       " --seed " + std::to_string(o.seed);
     int rc = kExitUsage;
@@ -167,6 +172,9 @@ int ExploreCommand(const ExploreCommandOptions& o) {
   j["cases"] = r.cases;
   j["found"] = r.found;
   j["elapsed_ms"] = r.elapsed_ms;
+  j["runs"] = runs;  // every run: search, shrinking and confirmation
+  j["server_sets_started"] = o.fresh_servers ? runs : pool.starts();
+  j["server_sets_reused"] = pool.reuses();
   if (r.found) {
     j["failing_case"] = r.failing_case + 1;
     j["time_to_find_ms"] = r.time_to_find_ms;

@@ -3,7 +3,9 @@
 //
 // Each case is one `lockstorm run` of the lock through a generated scenario, written first as
 // RUN_DIR/cases/LABEL/scenario.json and run in RUN_DIR/cases/LABEL (passing cases' directories
-// are removed; failing ones are kept and can be re-checked with `lockstorm check`). The
+// are removed; failing ones are kept and can be re-checked with `lockstorm check`). Cases share
+// the embedded redis-servers (RUN_DIR/servers/, harness/server_pool.h) unless fresh_servers:
+// each case still uses only its own keys, and the servers are refreshed between cases. The
 // property is "no unexpected violation": a case fails when the run exits 1 (safety) or 2
 // (liveness).
 //
@@ -32,7 +34,8 @@ struct ExploreCommandOptions {
   int max_events = 3;
   int reproduce_tries = 3;
   int confirm_runs = 5;
-  std::string out_dir;  // default runs/explore-<time>-<seed>
+  std::string out_dir;         // default runs/explore-<time>-<seed>
+  bool fresh_servers = false;  // new redis-servers per case (default: reuse, harness/server_pool.h)
 };
 
 int ExploreCommand(const ExploreCommandOptions& opts);

@@ -212,6 +212,9 @@ int main(int argc, char** argv) {
                       "Runs of the counterexample for its reproduction rate (default 5)");
   explore->add_option("--out", xo.out_dir, "Run directory (default runs/explore-<time>-<seed>)")
       ->envname("LOCKSTORM_OUT");
+  explore->add_flag("--fresh-servers", xo.fresh_servers,
+                    "Start new redis-servers for every case instead of reusing the running ones "
+                    "(reused servers are refreshed: resumed, restarted if down, clocks reset)");
 
   if (argc > 1 && argv[1][0] != '-') {
     const std::string sub = argv[1];

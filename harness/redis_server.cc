@@ -397,6 +397,23 @@ Status ServerSet::UseExternal(const std::vector<ServerAddress>& addrs, int64_t t
 
 std::vector<ServerAddress> ServerSet::addresses() const { return addresses_; }
 
+Status ServerSet::Refresh(Persistence persistence, int64_t timeout_ms) {
+  if (!embedded()) return Status::Internal("Refresh: not embedded servers");
+  for (const auto& s : servers_) {
+    s->Resume();
+    if (ServerClock* c = s->clock()) c->Reset();
+    if (!s->running() || s->persistence() != persistence) {
+      s->set_persistence(persistence);
+      if (Status st = s->Restart(); !st.ok()) return st;
+    }
+    std::string error;
+    if (!Ping(s->address(), timeout_ms, &error))
+      return Status::IoError(s->name() + ": no PING answer on " + s->address().ToString() +
+                             " after the previous run: " + error);
+  }
+  return Status::Ok();
+}
+
 std::string ServerSet::RedisVersion() const {
   if (addresses_.empty()) return "";
   std::string info, error;

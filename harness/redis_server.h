@@ -54,6 +54,8 @@ class EmbeddedServer {
   void Resume();  // SIGCONT
   // The persistence the next Start()/Restart() uses (restart-node's "persistence").
   void set_persistence(Persistence p) { opts_.persistence = p; }
+  Persistence persistence() const { return opts_.persistence; }
+  const ServerOptions& options() const { return opts_; }
   Status Restart();  // Start() again on the same port and data dir
                      // (Kill()s first if still running)
   // Orderly stop: SIGCONT if paused, SIGTERM, a short grace, then SIGKILL; reaped. Bounded.
@@ -107,6 +109,12 @@ class ServerSet {
   int size() const { return static_cast<int>(addresses_.size()); }
   // "7.0.15" from INFO server of node 0, "" if unknown.
   std::string RedisVersion() const;
+  // Embedded servers only: undoes what a run's faults may have left, so the set can serve
+  // another run. Resumes a paused server, restarts (same port) one that is down or whose
+  // persistence a restart-node fault changed from `persistence`, resets every server clock,
+  // then checks each answers PING within `timeout_ms`. Data under other keys is kept. Fails
+  // with one line naming the server.
+  Status Refresh(Persistence persistence, int64_t timeout_ms);
   void StopAll();
 
  private:

@@ -28,6 +28,7 @@
 #include "harness/redis_server.h"
 #include "harness/replication.h"
 #include "harness/runner.h"
+#include "harness/server_pool.h"
 #include "harness/shutdown.h"
 #include "harness/witness.h"
 #include "impls/registry.h"
@@ -395,7 +396,8 @@ int RunCommand(const RunOptions& o) {
                                                       Nemesis::NeedsLinks(scenario)));
       !s.ok())
     std::cerr << "lockstorm: warning: " << s.message() << "\n";
-  ServerSet servers;
+  ServerSet own_servers;  // started (and stopped) for this run alone
+  ServerSet* pooled = nullptr;
   if (external.empty()) {
     ServerOptions sopts;
     sopts.persistence = scenario.persistence;
@@ -404,11 +406,16 @@ int RunCommand(const RunOptions& o) {
     if (scenario.replicas > 0)
       for (const std::string& line : MasterReplicationConfig(ReplicationOptions()))
         sopts.extra_config.push_back(line);
-    if (Status s = servers.StartEmbedded(run_dir, nodes, sopts); !s.ok())
+    if (o.server_pool && scenario.replicas == 0) {
+      if (Status s = o.server_pool->Get(nodes, sopts, &pooled); !s.ok())
+        return UsageError(s.message());
+    } else if (Status s = own_servers.StartEmbedded(run_dir, nodes, sopts); !s.ok()) {
       return UsageError(s.message());
+    }
   } else {
-    if (Status s = servers.UseExternal(external, 2000); !s.ok()) return UsageError(s.message());
+    if (Status s = own_servers.UseExternal(external, 2000); !s.ok()) return UsageError(s.message());
   }
+  ServerSet& servers = pooled ? *pooled : own_servers;
   // Replicas: one per node, replicating through a cuttable link (harness/replication.h).
   std::vector<std::unique_ptr<ReplicatedNode>> replicated;
   std::vector<std::unique_ptr<ReplicaControl>> replica_controls;
@@ -665,7 +672,7 @@ int RunCommand(const RunOptions& o) {
     std::cerr << "lockstorm: warning: reports: " << s.message() << "\n";
   std::cout << "\nreport: " << run_dir << "/report.json, report.md, report.html, junit.xml  (exit "
             << report.exit_code << ")" << (report.interrupted ? " — interrupted" : "") << std::endl;
-  servers.StopAll();
+  own_servers.StopAll();  // pooled servers stay up for the next run
   return report.exit_code;
 }
 

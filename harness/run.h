@@ -11,6 +11,8 @@
 
 namespace lockstorm {
 
+class ServerPool;
+
 struct RunOptions {
   std::vector<std::string> impls;       // built-in names or exec specs, in order
   std::string scenario = "contention";  // built-in scenario name
@@ -34,6 +36,9 @@ struct RunOptions {
   int repeat = 1;                     // repetitions of every impl (rows "SCENARIO#k")
   std::string progress = "auto";      // auto (a TTY outside CI) | always | never
   std::string command_line;           // for the report's context
+  // Embedded servers from this pool (kept running after the run) instead of servers started
+  // and stopped for this run alone; not for replicated topologies. Not owned; null = none.
+  ServerPool* server_pool = nullptr;
 };
 
 // Prints "lockstorm: LINE" (one line) to stderr and returns kExitUsage (4): how every command

@@ -59,6 +59,10 @@ TEST(ExploreITest, ACorrectLockSpendsItsBudget) {
   EXPECT_EQ(j["found"], false);
   EXPECT_GE(j["cases"].get<int>(), 2);
   EXPECT_EQ(j["log"].size(), j["cases"].get<size_t>());
+  // Every case ran on the same redis-servers (no fault here stops one for good).
+  EXPECT_EQ(j["runs"], j["cases"]);
+  EXPECT_EQ(j["server_sets_started"], 1) << j;
+  EXPECT_EQ(j["server_sets_reused"].get<int>(), j["runs"].get<int>() - 1) << j;
   EXPECT_FALSE(std::filesystem::exists(out + "/counterexample.json"));
   EXPECT_NE(r.out.find("No violation within the budget"), std::string::npos) << r.out;
 }
