@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "harness/runner.h"  // DeriveSeed
 
@@ -52,6 +53,7 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
 
   // Shrinking: move to the first simpler candidate that still fails, until none does.
   rc::Shrinkable<Scenario> current = *failing;
+  std::vector<std::pair<Scenario, std::string>> chain;  // the schedules stepped away from
   r.minimal_summary = r.first_summary;
   const int64_t shrink_start_us = clock->NowUs();
   auto shrink_budget_left = [&] {
@@ -70,8 +72,12 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
       }
       const std::string label =
           "shrink " + std::to_string(r.shrink_steps + 1) + "." + std::to_string(k + 1);
+      // Accepted once `need` runs failed; rejected once they no longer can.
+      const int tries = std::max(o.reproduce_tries, 1);
+      const int need = std::clamp(o.reproduce_min, 1, tries);
       std::optional<CaseResult> fail;
-      for (int t = 0; t < std::max(o.reproduce_tries, 1) && !fail; ++t) {
+      int failures = 0;
+      for (int t = 0; t < tries && failures < need && failures + (tries - t) >= need; ++t) {
         if (!shrink_budget_left()) {
           out_of_budget = true;  // this candidate stays undecided
           break;
@@ -84,12 +90,16 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
           return r;
         }
         ++r.shrink_runs;
-        if (cr.failed) fail = std::move(cr);
+        if (cr.failed) {
+          ++failures;
+          fail = std::move(cr);
+        }
       }
-      if (!fail) {
+      if (failures < need) {
         if (out_of_budget) break;
         continue;
       }
+      chain.push_back({current.value(), r.minimal_summary});
       current = std::move(*candidate);
       ++r.shrink_steps;
       r.minimal_summary = fail->summary;
@@ -103,17 +113,32 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
   r.shrink_exhausted = out_of_budget;
   r.minimal = current.value();
 
-  // How often does the minimal counterexample reproduce?
-  for (int t = 0; t < o.confirm_runs; ++t) {
-    const std::string label = "confirm " + std::to_string(t + 1);
-    const CaseResult cr = run(r.minimal, label);
-    if (cr.stop) {
-      r.stopped = true;
-      break;
+  // How often does the minimal counterexample reproduce? One that never does in
+  // `confirm_runs` is no counterexample to hand out: fall back along the accepted steps to the
+  // simplest one that does (the first failing case at worst). Bounded by the chain's length.
+  const int levels = static_cast<int>(chain.size()) + 1;  // the minimal, then each step back
+  for (int level = 0; level < levels; ++level) {
+    r.reproduced = 0;
+    r.confirm_runs = 0;
+    for (int t = 0; t < o.confirm_runs; ++t) {
+      const std::string label =
+          "confirm " + std::to_string(t + 1) +
+          (r.fallbacks ? " (fallback " + std::to_string(r.fallbacks) + ")" : std::string());
+      const CaseResult cr = run(r.minimal, label);
+      if (cr.stop) {
+        r.stopped = true;
+        break;
+      }
+      ++r.confirm_runs;
+      r.reproduced += cr.failed;
+      r.log.push_back(label + ": " + (cr.failed ? "FAIL " + cr.summary : "pass"));
     }
-    ++r.confirm_runs;
-    r.reproduced += cr.failed;
-    r.log.push_back(label + ": " + (cr.failed ? "FAIL " + cr.summary : "pass"));
+    if (r.stopped || r.reproduced > 0 || r.confirm_runs == 0 || chain.empty()) break;
+    r.log.push_back("never reproduced: falling back one shrink step");
+    ++r.fallbacks;
+    r.minimal = std::move(chain.back().first);
+    r.minimal_summary = std::move(chain.back().second);
+    chain.pop_back();
   }
   r.elapsed_ms = ms_since(start_us);
   return r;

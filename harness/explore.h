@@ -6,8 +6,11 @@
 // fake. When a case fails it walks the generator's shrink tree (RapidCheck's Shrinkable): it
 // tries the candidate simplifications of the current counterexample in order and moves to
 // the first that still fails, until none does. Runs on real servers are not deterministic,
-// so a candidate counts as failing if any of `reproduce_tries` runs of it fails, and the final
-// counterexample's reproduction rate is measured over `confirm_runs` more runs.
+// so a candidate counts as failing if `reproduce_min` of up to `reproduce_tries` runs of it
+// fail (one lucky failure would let the shrink drift to schedules that rarely fail), and the
+// final counterexample's reproduction rate is measured over `confirm_runs` more runs; if it
+// never fails there, explore falls back along the accepted steps to the simplest schedule
+// that does reproduce.
 //
 // Budgets (TigerStyle: every loop has one): the search ends at `budget_ms` of `clock` time or
 // after `max_cases`; shrinking at `shrink_budget_ms` or `max_shrink_runs`. Time is read from
@@ -40,7 +43,8 @@ struct ExploreOptions {
   int max_cases = 1'000'000;
   int64_t shrink_budget_ms = 600'000;
   int max_shrink_runs = 400;
-  int reproduce_tries = 3;  // runs of a shrink candidate before it counts as passing
+  int reproduce_tries = 3;  // runs of a shrink candidate at most...
+  int reproduce_min = 2;    // ...of which this many must fail for it to count as failing
   int confirm_runs = 5;     // runs of the final counterexample for its reproduction rate
 };
 
@@ -71,6 +75,7 @@ struct ExploreResult {
   bool shrink_exhausted = false;  // shrinking stopped at its budget, not at a local minimum
   int reproduced = 0;             // failing runs of `minimal` among...
   int confirm_runs = 0;           // ...this many
+  int fallbacks = 0;              // shrink steps undone: their schedule never reproduced
   bool stopped = false;           // a RunCaseFn asked to stop (CaseResult::stop)
   int64_t elapsed_ms = 0;
   std::vector<std::string> log;  // one line per case, shrink step and confirmation

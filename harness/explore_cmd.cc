@@ -67,6 +67,9 @@ int ExploreCommand(const ExploreCommandOptions& o) {
   if (o.max_events < 0 || o.max_events > 10) return UsageError("--max-events: expected 0..10");
   if (o.reproduce_tries < 1 || o.reproduce_tries > 20)
     return UsageError("--reproduce-tries: expected 1..20");
+  if (o.reproduce_min < 1 || o.reproduce_min > o.reproduce_tries)
+    return UsageError("--reproduce-min: expected 1..--reproduce-tries (" +
+                      std::to_string(o.reproduce_tries) + ")");
   if (o.confirm_runs < 0 || o.confirm_runs > 100)
     return UsageError("--confirm-runs: expected 0..100");
   ExploreBounds bounds;
@@ -143,6 +146,7 @@ int ExploreCommand(const ExploreCommandOptions& o) {
   eo.budget_ms = static_cast<int64_t>(o.budget_s * 1000);
   eo.shrink_budget_ms = static_cast<int64_t>(o.shrink_budget_s * 1000);
   eo.reproduce_tries = o.reproduce_tries;
+  eo.reproduce_min = o.reproduce_min;
   eo.confirm_runs = o.confirm_runs;
   const ExploreResult r = Explore(GenScenario(bounds), run_case, eo, RealClock());
   if (infra_error) return UsageError("a case could not run (see the line above); run dir " + dir);
@@ -185,6 +189,9 @@ int ExploreCommand(const ExploreCommandOptions& o) {
     j["shrink_steps"] = r.shrink_steps;
     j["shrink_runs"] = r.shrink_runs;
     j["shrink_exhausted"] = r.shrink_exhausted;
+    j["reproduce_min"] = o.reproduce_min;
+    j["reproduce_tries"] = o.reproduce_tries;
+    j["fallbacks"] = r.fallbacks;
     j["reproduced"] = r.reproduced;
     j["confirm_runs"] = r.confirm_runs;
     j["counterexample"] = "counterexample.json";
@@ -206,6 +213,9 @@ int ExploreCommand(const ExploreCommandOptions& o) {
        << r.time_to_find_ms / 1000.0 << " s): " << r.first.nemesis.size() << " fault(s) → "
        << r.minimal.nemesis.size() << " after " << r.shrink_steps << " shrink step(s) ("
        << r.shrink_runs << " runs" << (r.shrink_exhausted ? ", stopped by the shrink budget" : "")
+       << (r.fallbacks ? ", " + std::to_string(r.fallbacks) +
+                             " step(s) undone: their schedule never reproduced"
+                       : std::string())
        << "); reproduced " << r.reproduced << " of " << r.confirm_runs << " runs.\n\n";
     md << "Violations: " << r.minimal_summary << "\n\n```\n"
        << DescribeSchedule(r.minimal) << "\n```\n\nReplay: `" << reproduce << "`\n";

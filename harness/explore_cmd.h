@@ -33,6 +33,7 @@ struct ExploreCommandOptions {
   uint64_t seed = 1;
   int max_events = 3;
   int reproduce_tries = 3;
+  int reproduce_min = 2;  // failing runs (of reproduce_tries) that accept a shrink candidate
   int confirm_runs = 5;
   std::string out_dir;         // default runs/explore-<time>-<seed>
   bool fresh_servers = false;  // new redis-servers per case (default: reuse, harness/server_pool.h)

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -106,6 +108,76 @@ TEST(ExploreTest, AFlakyFailureStillShrinksAndItsRateIsReported) {
   EXPECT_EQ(r.minimal.workload.clients, 3);
   EXPECT_EQ(r.reproduced, 5);  // every other run
   EXPECT_EQ(r.confirm_runs, 10);
+}
+
+// A candidate that fails once in three runs is luck, not a counterexample: with the default
+// reproduce_min (2) the shrink never steps to it; with reproduce_min 1 it does.
+TEST(ExploreTest, ACandidateMustFailTwiceToBeAccepted) {
+  for (const int min : {2, 1}) {
+    SCOPED_TRACE(min);
+    StepClock clock;
+    std::map<std::string, int> runs_of;  // label ("shrink 2.3") -> runs so far
+    ExploreOptions o;
+    o.seed = 42;
+    o.reproduce_min = min;
+    o.confirm_runs = 2;
+    ExploreResult r = Explore(
+        GenScenario(Bounds()),
+        [&](const Scenario& s, const std::string& label) {
+          clock.Advance(1'000'000);
+          const int n = ++runs_of[label];
+          if (!HasPartitionWithThreeClients(s)) return CaseResult{};
+          // The search and the confirmation see every failure; a shrink candidate fails on
+          // its third run only.
+          const bool fails = label.rfind("shrink", 0) != 0 || n == 3;
+          return CaseResult{fails, fails ? "fake: overlap 1" : ""};
+        },
+        o, &clock);
+    ASSERT_TRUE(r.found);
+    EXPECT_EQ(r.reproduced, 2);
+    if (min == 2) {
+      EXPECT_EQ(r.shrink_steps, 0);
+      EXPECT_EQ(r.minimal, r.first);
+      for (const auto& [label, n] : runs_of)  // two passing runs settle a candidate
+        if (label.rfind("shrink", 0) == 0) EXPECT_LE(n, 2) << label;
+    } else {
+      EXPECT_GT(r.shrink_steps, 0);
+      EXPECT_NE(r.minimal, r.first);
+    }
+  }
+}
+
+// Shrinking accepts steps whose schedules then never fail again (a failure that needs more
+// than the minimal schedule has, found by luck): the counterexample handed out is the simplest
+// accepted one that reproduces.
+TEST(ExploreTest, AMinimalThatNeverReproducesFallsBackToOneThatDoes) {
+  StepClock clock;
+  std::optional<Scenario> first;
+  ExploreOptions o;
+  o.seed = 42;
+  o.confirm_runs = 3;
+  ExploreResult r = Explore(
+      GenScenario(Bounds()),
+      [&](const Scenario& s, const std::string& label) {
+        clock.Advance(1'000'000);
+        if (!HasPartitionWithThreeClients(s)) return CaseResult{};
+        if (!first) first = s;
+        // While shrinking any such schedule fails; on confirmation only the first case does.
+        const bool fails = label.rfind("confirm", 0) != 0 || s == *first;
+        return CaseResult{fails, fails ? "fake: overlap 1" : ""};
+      },
+      o, &clock);
+  ASSERT_TRUE(r.found);
+  ASSERT_GT(r.shrink_steps, 0);
+  // Steps are undone until a schedule reproduces: here only the first case's does (a shrink
+  // step that changed nothing in the schedule reproduces as well as the first case).
+  EXPECT_GE(r.fallbacks, 1);
+  EXPECT_LE(r.fallbacks, r.shrink_steps);
+  EXPECT_EQ(r.minimal, *first);
+  EXPECT_EQ(r.reproduced, 3);
+  EXPECT_EQ(r.confirm_runs, 3);
+  EXPECT_NE(std::find(r.log.begin(), r.log.end(), "never reproduced: falling back one shrink step"),
+            r.log.end());
 }
 
 TEST(ExploreTest, ACorrectLockSpendsTheBudget) {

@@ -207,7 +207,10 @@ int main(int argc, char** argv) {
   explore->add_option("--max-events", xo.max_events,
                       "Fault events per schedule, 0..10 (default 3)");
   explore->add_option("--reproduce-tries", xo.reproduce_tries,
-                      "Runs of a shrink candidate before it counts as passing (default 3)");
+                      "Runs of a shrink candidate at most (default 3)");
+  explore->add_option("--reproduce-min", xo.reproduce_min,
+                      "Failing runs among them that make a candidate count as still failing "
+                      "(default 2)");
   explore->add_option("--confirm-runs", xo.confirm_runs,
                       "Runs of the counterexample for its reproduction rate (default 5)");
   explore->add_option("--out", xo.out_dir, "Run directory (default runs/explore-<time>-<seed>)")

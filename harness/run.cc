@@ -478,6 +478,8 @@ int RunCommand(const RunOptions& o) {
   for (const auto& i : impls) impl_names.push_back(i.name);
   nlohmann::json config = {{"impls", impl_names},
                            {"scenario", scenario.name},
+                           {"scenario_description", scenario.description},
+                           {"schedule", DescribeSchedule(scenario)},
                            {"workload", WorkloadJson(scenario.workload)},
                            {"persistence", PersistenceName(scenario.persistence)},
                            {"nodes", servers.size()},

@@ -627,6 +627,14 @@ std::string RenderHtml(const json& report, const std::vector<Event>& history) {
                                                                                : "")
          << "</p>\n";
   }
+  const json& ctx = report.is_object() && report.contains("context") ? report["context"] : json();
+  if (std::string schedule = Text(ctx, {"config", "schedule"}); !schedule.empty()) {
+    body << "<h2>Scenario</h2>\n<p><b>" << HtmlEscape(Text(ctx, {"config", "scenario"}, "?"))
+         << "</b>";
+    if (std::string d = Text(ctx, {"config", "scenario_description"}); !d.empty())
+      body << ": " << HtmlEscape(d);
+    body << "</p>\n<pre class=\"schedule\">" << HtmlEscape(schedule) << "</pre>\n";
+  }
 
   bool section = false;
   for (const json* r : rows) {

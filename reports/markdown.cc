@@ -337,6 +337,21 @@ std::string RenderMarkdown(const json& report) {
     out << "\n";
   }
 
+  const json& c = report.is_object() && report.contains("context") ? report["context"] : json();
+  if (std::string schedule = Text(c, {"config", "schedule"}); !schedule.empty()) {
+    out << "\n### Scenario\n\n**" << MdEscape(Text(c, {"config", "scenario"}, "?")) << "**";
+    if (std::string d = Text(c, {"config", "scenario_description"}); !d.empty())
+      out << ": " << MdEscape(d);
+    // The workload line, then one bullet per fault event (DescribeSchedule's indented lines).
+    std::istringstream lines(schedule);
+    std::string line;
+    for (bool first = true; std::getline(lines, line); first = false) {
+      const size_t text = line.find_first_not_of(' ');
+      if (text == std::string::npos) continue;
+      out << (first ? "\n\n" : "- ") << MdEscape(line.substr(text)) << "\n";
+    }
+  }
+
   bool section = false;
   for (const json* r : Rows(report)) {
     const json& row = *r;

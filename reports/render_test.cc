@@ -308,6 +308,12 @@ TEST(RenderHtml, SelfContainedWithThePlotSpecs) {
   std::string html = RenderHtml(report, history);
   json specs = Specs(html);
   ASSERT_TRUE(specs.is_array()) << "no lockstorm-specs JSON";
+  // The scenario and its fault schedule, as in report.md.
+  EXPECT_NE(html.find("<h2>Scenario</h2>\n<p><b>contention</b>: 16 clients contend for one key"),
+            std::string::npos);
+  EXPECT_NE(html.find("<pre class=\"schedule\">16 clients, 1 key, ttl 500 ms, 3.0 s on 1 node; "
+                      "0 faults</pre>"),
+            std::string::npos);
   ASSERT_NE(SpecOf(specs, "lockstorm:latency-curves"), nullptr);
   ASSERT_NE(SpecOf(specs, "lockstorm:throughput"), nullptr);
   ASSERT_NE(SpecOf(specs, "lockstorm:holder-timeline"), nullptr);
@@ -441,6 +447,8 @@ TEST(RenderEscaping, HostileStringsAreEscapedEverywhere) {
   report["results"][0]["violations"][0]["detail"] = hostile;
   report["results"][2]["faults"][0]["fault"] = hostile;
   report["context"]["git_revision"] = hostile;
+  report["context"]["config"]["scenario_description"] = hostile;
+  report["context"]["config"]["schedule"] = "2 clients; 1 fault:\n  " + hostile;
   Event a1 = Acquire(1, 0, 100, 200, hostile, hostile);
   std::vector<Event> history = {a1, Release(2, a1, 300)};
 

@@ -36,18 +36,6 @@ bool IsInstantFault(const std::string& f) {
          f == "client-wall-clock-jump" || f == "failover" || f == "crash-mid-acquire";
 }
 
-std::string Seconds(int64_t ms) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
-  return buf;
-}
-
-std::string List(const std::vector<int>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
 constexpr int64_t kStepMs = 100;  // event times and lengths are whole multiples of this
 
 }  // namespace
@@ -126,20 +114,24 @@ rc::Gen<Scenario> GenScenario(const ExploreBounds& bounds) {
   const int64_t lo = std::max<int64_t>(b.min_duration_ms / 500, 1);
   const int64_t hi = std::max<int64_t>(b.max_duration_ms / 500, lo);
   const std::vector<int64_t> ttls = b.ttls_ms.empty() ? std::vector<int64_t>{500} : b.ttls_ms;
+  const std::vector<std::vector<HoldBand>> mixes =
+      b.hold_mixes.empty() ? std::vector<std::vector<HoldBand>>{Workload().holds} : b.hold_mixes;
   auto workload = rc::gen::map(
       rc::gen::tuple(rc::gen::inRange(b.min_clients, std::max(b.min_clients, b.max_clients) + 1),
                      rc::gen::inRange(1, std::max(b.max_keys, 1) + 1),
                      rc::gen::inRange<int64_t>(lo, hi + 1),
                      rc::gen::map(rc::gen::inRange<size_t>(0, ttls.size()),
-                                  [ttls](size_t i) { return ttls[i]; })),
-      [](const auto& p) {
-        const auto& [clients, keys, half_seconds, ttl_ms] = p;
+                                  [ttls](size_t i) { return ttls[i]; }),
+                     rc::gen::inRange<size_t>(0, mixes.size())),
+      [mixes](const auto& p) {
+        const auto& [clients, keys, half_seconds, ttl_ms, mix] = p;
         Workload w;
         w.clients = clients;
         w.keys = keys;
         w.duration_ms = half_seconds * 500;
         w.ttl_ms = ttl_ms;
         w.wait_ms = 2 * ttl_ms;
+        w.holds = mixes[mix];
         return w;
       });
   return rc::gen::mapcat(std::move(workload), [b](const Workload& w) {
@@ -175,35 +167,6 @@ rc::Gen<Scenario> GenScenario(const ExploreBounds& bounds) {
       return s;
     });
   });
-}
-
-std::string DescribeSchedule(const Scenario& s) {
-  const Workload& w = s.workload;
-  std::string out = std::to_string(w.clients) + " clients, " + std::to_string(w.keys) +
-                    (w.keys == 1 ? " key" : " keys") + ", ttl " + std::to_string(w.ttl_ms) +
-                    " ms, " + Seconds(w.duration_ms) + " on " + std::to_string(s.nodes) +
-                    (s.nodes == 1 ? " node" : " nodes") + "; " + std::to_string(s.nemesis.size()) +
-                    (s.nemesis.size() == 1 ? " fault" : " faults") + (s.nemesis.empty() ? "" : ":");
-  for (const NemesisEvent& e : s.nemesis) {
-    out += "\n  at " + Seconds(e.at_ms);
-    if (e.duration_ms > 0) out += " for " + Seconds(e.duration_ms);
-    out += ": " + e.fault;
-    if (!e.nodes.empty()) out += " nodes " + List(e.nodes);
-    if (!e.clients.empty()) out += " clients " + List(e.clients);
-    if (e.latency_ms) {
-      out += " +" + std::to_string(e.latency_ms) + " ms";
-      if (e.jitter_ms) out += " (jitter " + std::to_string(e.jitter_ms) + " ms)";
-    }
-    if (e.delta_ms) out += " by " + std::to_string(e.delta_ms) + " ms";
-    if (FaultUsesField(e.fault, "rate")) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, " at rate %.3f", e.rate);
-      out += buf;
-    }
-    if (!e.persistence.empty()) out += " (" + e.persistence + ")";
-    if (e.delay_ms) out += " restarting after " + Seconds(e.delay_ms);
-  }
-  return out;
 }
 
 }  // namespace lockstorm

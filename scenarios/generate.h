@@ -25,6 +25,7 @@
 
 #include "harness/status.h"
 #include "scenarios/scenario.h"
+#include "scenarios/scenario_file.h"  // DescribeSchedule
 
 namespace lockstorm {
 
@@ -40,6 +41,10 @@ struct ExploreBounds {
   int64_t min_duration_ms = 2000;  // workload duration, in steps of 500 ms
   int64_t max_duration_ms = 4000;
   std::vector<int64_t> ttls_ms = {500, 1000, 200};  // drawn from; shrinks towards the first
+  // Hold mixtures drawn from (shrinks towards the first): the default one (mostly short holds,
+  // a few overrunning the TTL), and holds of half to 90 % of the TTL — a lock held most of
+  // the time, so that a fault (a restart, a clock jump) lands while it is held.
+  std::vector<std::vector<HoldBand>> hold_mixes = {Workload().holds, {{1.0, 0.5, 0.9}}};
   std::vector<Persistence> restart_persistence = {Persistence::kNone, Persistence::kAofAlways};
 };
 
@@ -63,10 +68,5 @@ rc::Gen<Scenario> GenScenario(const ExploreBounds& bounds);
 // duration_ms inside w.duration_ms, and only the fields the fault takes (FaultUsesField).
 rc::Gen<NemesisEvent> GenEvent(const std::string& fault, const Workload& w, int nodes,
                                const ExploreBounds& bounds);
-
-// A one-line-per-event description of a scenario's schedule, for people:
-//   "4 clients, 2 keys, ttl 500 ms, 3.0 s on 1 node; 2 faults:
-//    at 0.5 s for 1.2 s: partition nodes [0] from clients [1] ..."
-std::string DescribeSchedule(const Scenario& s);
 
 }  // namespace lockstorm

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -38,6 +39,8 @@ RC_GTEST_PROP(GenerateProp, EveryScenarioIsValidLoadableAndInsideItsBounds, ()) 
   RC_ASSERT(s.workload.duration_ms >= b.min_duration_ms);
   RC_ASSERT(s.workload.duration_ms <= b.max_duration_ms);
   RC_ASSERT(s.nemesis.size() <= static_cast<size_t>(b.max_events));
+  RC_ASSERT(std::find(b.hold_mixes.begin(), b.hold_mixes.end(), s.workload.holds) !=
+            b.hold_mixes.end());
   const std::set<std::string> kinds(b.faults.begin(), b.faults.end());
   int64_t last_at_ms = 0;
   for (const NemesisEvent& e : s.nemesis) {
@@ -96,6 +99,7 @@ TEST(GenerateTest, ShrinkingGoesTowardsTheSimplestSchedule) {
     EXPECT_EQ(simplest.workload.keys, 1);
     EXPECT_EQ(simplest.workload.duration_ms, b.min_duration_ms);
     EXPECT_EQ(simplest.workload.ttl_ms, b.ttls_ms.front());
+    EXPECT_EQ(simplest.workload.holds, b.hold_mixes.front());
   }
   EXPECT_EQ(checked, 5);
 }

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
@@ -768,6 +769,51 @@ std::string ScenarioToJson(const Scenario& s) {
       {"liveness_bound_ms", s.liveness_bound_ms},
   };
   return doc.dump(2, ' ', false, ordered_json::error_handler_t::replace);
+}
+
+namespace {
+
+std::string Seconds(int64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+std::string List(const std::vector<int>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+std::string DescribeSchedule(const Scenario& s) {
+  const Workload& w = s.workload;
+  std::string out = std::to_string(w.clients) + " clients, " + std::to_string(w.keys) +
+                    (w.keys == 1 ? " key" : " keys") + ", ttl " + std::to_string(w.ttl_ms) +
+                    " ms, " + Seconds(w.duration_ms) + " on " + std::to_string(s.nodes) +
+                    (s.nodes == 1 ? " node" : " nodes") + "; " + std::to_string(s.nemesis.size()) +
+                    (s.nemesis.size() == 1 ? " fault" : " faults") + (s.nemesis.empty() ? "" : ":");
+  for (const NemesisEvent& e : s.nemesis) {
+    out += "\n  at " + Seconds(e.at_ms);
+    if (e.duration_ms > 0) out += " for " + Seconds(e.duration_ms);
+    out += ": " + e.fault;
+    if (!e.nodes.empty()) out += " nodes " + List(e.nodes);
+    if (!e.clients.empty()) out += " clients " + List(e.clients);
+    if (e.latency_ms) {
+      out += " +" + std::to_string(e.latency_ms) + " ms";
+      if (e.jitter_ms) out += " (jitter " + std::to_string(e.jitter_ms) + " ms)";
+    }
+    if (e.delta_ms) out += " by " + std::to_string(e.delta_ms) + " ms";
+    if (FaultUsesField(e.fault, "rate")) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, " at rate %.3f", e.rate);
+      out += buf;
+    }
+    if (!e.persistence.empty()) out += " (" + e.persistence + ")";
+    if (e.delay_ms) out += " restarting after " + Seconds(e.delay_ms);
+  }
+  return out;
 }
 
 }  // namespace lockstorm

@@ -31,4 +31,10 @@ Status ValidateScenario(const Scenario& s, const std::string& source_name);
 // newline). Nemesis events list only the fields their fault uses.
 std::string ScenarioToJson(const Scenario& s);
 
+// The workload and the fault schedule for people, one line per fault event:
+//   "4 clients, 2 keys, ttl 500 ms, 3.0 s on 1 node; 2 faults:
+//     at 0.5 s for 1.2 s: partition nodes [0] clients [1]
+//     at 2.0 s: clock-jump nodes [0] by 500 ms"
+std::string DescribeSchedule(const Scenario& s);
+
 }  // namespace lockstorm

@@ -30,6 +30,8 @@ return 0
 
 # PROTO_LOCK_DELAY_MS: sleep this long at the start of every acquire (a planted regression).
 DELAY_S = float(os.environ.get("PROTO_LOCK_DELAY_MS", "0")) / 1000.0
+# PROTO_LOCK_PLAIN_DEL=1: release with a plain DEL, whoever holds the key (a planted bug).
+PLAIN_DEL = os.environ.get("PROTO_LOCK_PLAIN_DEL", "") == "1"
 
 
 def main():
@@ -60,6 +62,8 @@ def main():
                     return {"acquired": False}
                 time.sleep(min(rng.uniform(0.001, 0.01), max(0.0, deadline - time.monotonic())))
         if op == "release":
+            if PLAIN_DEL:
+                return {"released": r.delete(req["key"]) == 1}
             return {"released": release(keys=[req["key"]], args=[req["lease"]]) == 1}
         if op == "extend":
             start = time.monotonic()
