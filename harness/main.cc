@@ -10,6 +10,7 @@
 #include "harness/explore_cmd.h"
 #include "harness/mutation.h"
 #include "harness/process.h"
+#include "harness/redis_server.h"
 #include "harness/run.h"
 #include "harness/shutdown.h"
 #include "reports/report.h"
@@ -85,8 +86,11 @@ int main(int argc, char** argv) {
   run->add_option("--out", ro.out_dir, "Run directory to create (default runs/<time>-<seed>)")
       ->envname("LOCKSTORM_OUT");
   run->add_option("--servers", ro.servers,
-                  "Use these redis servers (host:port,...) instead of starting embedded ones; "
-                  "only keys under the run's prefix are touched")
+                  "Use these redis servers instead of starting embedded ones: host:port or "
+                  "redis://[user:password@]host[:port][/db], comma-separated (a password is "
+                  "better given in LOCKSTORM_REDIS_PASSWORD; it is never written out). Only "
+                  "keys under the run's prefix are touched; faults that kill, pause, restart "
+                  "or skew a server are refused")
       ->envname("LOCKSTORM_SERVERS");
   run->add_option("--nodes", ro.nodes,
                   "Embedded nodes for multi-node locks such as redlock (default 5)");
@@ -280,5 +284,6 @@ int main(int argc, char** argv) {
   if (*o_rate) ro.rate_per_s = rate_per_s;
   if (*o_client_threads) ro.client_threads = client_threads;
   for (int i = 0; i < argc; ++i) ro.command_line += (i ? " " : "") + std::string(argv[i]);
+  ro.command_line = RedactPasswords(ro.command_line);  // a redis:// URL may carry one
   return RunCommand(ro);
 }

@@ -21,6 +21,7 @@ Status LinkGrid::Start(int clients, const std::vector<ServerAddress>& nodes, uin
   auto g = std::unique_ptr<LinkGrid>(new LinkGrid());
   g->clients_ = clients;
   g->nodes_ = static_cast<int>(nodes.size());
+  g->upstreams_ = nodes;
   for (int c = 0; c < clients; ++c) {
     for (int n = 0; n < g->nodes_; ++n) {
       FaultProxyOptions o;
@@ -37,8 +38,15 @@ Status LinkGrid::Start(int clients, const std::vector<ServerAddress>& nodes, uin
 
 std::vector<ServerAddress> LinkGrid::ClientServers(int client) const {
   std::vector<ServerAddress> v;
-  for (int n = 0; n < nodes_; ++n)
-    v.push_back(links_[static_cast<size_t>(client * nodes_ + n)]->address());
+  for (int n = 0; n < nodes_; ++n) {
+    ServerAddress a = links_[static_cast<size_t>(client * nodes_ + n)]->address();
+    // The proxy forwards bytes: AUTH and SELECT still go to the server behind it.
+    const ServerAddress& up = upstreams_[static_cast<size_t>(n)];
+    a.user = up.user;
+    a.password = up.password;
+    a.db = up.db;
+    v.push_back(std::move(a));
+  }
   return v;
 }
 

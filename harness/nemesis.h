@@ -67,6 +67,7 @@ class LinkGrid {
 
  private:
   int clients_ = 0, nodes_ = 0;
+  std::vector<ServerAddress> upstreams_;  // the nodes behind the proxies (their AUTH, SELECT)
   std::vector<std::unique_ptr<FaultProxy>> links_;
 };
 

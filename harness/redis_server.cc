@@ -58,6 +58,32 @@ bool SimpleCommand(const ServerAddress& addr, const char* cmd, int64_t timeout_m
     return false;
   }
   redisSetTimeout(c, tv);
+  // AUTH and SELECT first, for a server given with a password or a database.
+  if (!addr.password.empty() || addr.db != 0) {
+    auto* a = static_cast<redisReply*>(
+        addr.password.empty() ? nullptr
+        : addr.user.empty() ? redisCommand(c, "AUTH %b", addr.password.data(), addr.password.size())
+                            : redisCommand(c, "AUTH %b %b", addr.user.data(), addr.user.size(),
+                                           addr.password.data(), addr.password.size()));
+    if (!addr.password.empty() && (a == nullptr || a->type == REDIS_REPLY_ERROR)) {
+      *error = "AUTH failed: " + (a ? std::string(a->str, a->len) : LowerFirst(c->errstr));
+      if (a) freeReplyObject(a);
+      redisFree(c);
+      return false;
+    }
+    if (a) freeReplyObject(a);
+    if (addr.db != 0) {
+      auto* sel = static_cast<redisReply*>(redisCommand(c, "SELECT %d", addr.db));
+      if (sel == nullptr || sel->type == REDIS_REPLY_ERROR) {
+        *error = "SELECT " + std::to_string(addr.db) +
+                 " failed: " + (sel ? std::string(sel->str, sel->len) : LowerFirst(c->errstr));
+        if (sel) freeReplyObject(sel);
+        redisFree(c);
+        return false;
+      }
+      freeReplyObject(sel);
+    }
+  }
   auto* r = static_cast<redisReply*>(redisCommand(c, cmd));
   bool ok = false;
   if (r == nullptr) {
@@ -441,8 +467,21 @@ void ServerSet::StopAll() {
 
 // ---------------------------------------------------------------------------------------------
 
+std::string RedactPasswords(std::string text) {
+  for (size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
+    const size_t start = at + 3;
+    const size_t end = text.find_first_of(" ,/", start);
+    const size_t auth_end = text.rfind('@', end == std::string::npos ? text.size() : end);
+    if (auth_end == std::string::npos || auth_end < start) continue;
+    const size_t colon = text.find(':', start);
+    if (colon == std::string::npos || colon > auth_end) continue;
+    text.replace(colon + 1, auth_end - colon - 1, "***");
+  }
+  return text;
+}
+
 Status ParseServerList(const std::string& flag, const std::string& list,
-                       std::vector<ServerAddress>* out) {
+                       std::vector<ServerAddress>* out, const std::string& env_password) {
   auto trim = [](const std::string& s) {
     size_t b = s.find_first_not_of(" \t");
     if (b == std::string::npos) return std::string();
@@ -457,28 +496,63 @@ Status ParseServerList(const std::string& flag, const std::string& list,
     std::string entry =
         trim(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     if (entry.empty()) {
-      return Status::InvalidArgument(flag + ": empty entry in '" + list +
+      return Status::InvalidArgument(flag + ": empty entry in '" + RedactPasswords(list) +
                                      "' (expected host:port,host:port)");
     }
-    std::string host, port_str;
+    std::string host, port_str, user, password;
+    int db = 0;
+    if (entry.rfind("rediss://", 0) == 0) {
+      return Status::InvalidArgument(flag + ": '" + RedactPasswords(entry) +
+                                     "': rediss:// (TLS) is not supported yet; use redis://");
+    }
+    if (entry.rfind("redis://", 0) == 0) {  // redis://[[user]:password@]host[:port][/db]
+      entry = entry.substr(8);
+      const size_t slash = entry.find('/');
+      if (slash != std::string::npos) {
+        const std::string d = entry.substr(slash + 1);
+        const bool ok = !d.empty() && d.size() <= 5 && std::all_of(d.begin(), d.end(), [](char ch) {
+          return ch >= '0' && ch <= '9';
+        });
+        if (!d.empty() && !ok)
+          return Status::InvalidArgument(flag + ": bad database '" + d +
+                                         "' in a redis:// URL (expected a number: /0 .. /15)");
+        db = ok ? std::stoi(d) : 0;
+        entry = entry.substr(0, slash);
+      }
+      const size_t at = entry.rfind('@');
+      if (at != std::string::npos) {
+        const std::string auth = entry.substr(0, at);
+        entry = entry.substr(at + 1);
+        const size_t colon = auth.find(':');
+        user = colon == std::string::npos ? "" : auth.substr(0, colon);
+        password = colon == std::string::npos ? auth : auth.substr(colon + 1);
+      }
+      if (entry.find(':') == std::string::npos && !entry.empty() && entry[0] != '[')
+        entry += ":6379";
+    }
     if (entry[0] == '[') {  // [ipv6]:port
       size_t close = entry.find(']');
       if (close == std::string::npos || close + 1 >= entry.size() || entry[close + 1] != ':') {
-        return Status::InvalidArgument(flag + ": bad entry '" + entry + "' (expected host:port)");
+        return Status::InvalidArgument(
+            flag + ": bad entry '" + entry +
+            "' (expected host:port or redis://[user:password@]host:port[/db])");
       }
       host = entry.substr(1, close - 1);
       port_str = entry.substr(close + 2);
     } else {
       size_t colon = entry.rfind(':');
       if (colon == std::string::npos || entry.find(':') != colon) {
-        return Status::InvalidArgument(flag + ": bad entry '" + entry + "' (expected host:port)");
+        return Status::InvalidArgument(
+            flag + ": bad entry '" + entry +
+            "' (expected host:port or redis://[user:password@]host:port[/db])");
       }
       host = entry.substr(0, colon);
       port_str = entry.substr(colon + 1);
     }
     if (host.empty()) {
-      return Status::InvalidArgument(flag + ": missing host in '" + entry +
-                                     "' (expected host:port)");
+      return Status::InvalidArgument(
+          flag + ": missing host in '" + entry +
+          "' (expected host:port or redis://[user:password@]host:port[/db])");
     }
     bool digits = !port_str.empty() && port_str.size() <= 5 &&
                   std::all_of(port_str.begin(), port_str.end(),
@@ -487,7 +561,13 @@ Status ParseServerList(const std::string& flag, const std::string& list,
     if (port < 1 || port > 65535) {
       return Status::InvalidArgument(flag + ": bad port in '" + entry + "' (must be 1..65535)");
     }
-    result.push_back({host, port});
+    ServerAddress a;
+    a.host = host;
+    a.port = port;
+    a.user = user;
+    a.password = password.empty() ? env_password : password;
+    a.db = db;
+    result.push_back(std::move(a));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

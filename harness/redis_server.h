@@ -122,9 +122,17 @@ class ServerSet {
   std::vector<ServerAddress> addresses_;
 };
 
-// Parses "host:port,host:port". Error names the flag and the bad entry.
+// Parses a comma-separated list of servers as users write them: "host:port", "[v6]:port", or a
+// URL "redis://[[user]:password@]host[:port][/db]" (port 6379 by default). A server with no
+// password in its URL takes `env_password` (LOCKSTORM_REDIS_PASSWORD, when set) if not empty.
+// "rediss://" (TLS) is refused with a message saying so. Errors name the flag and the bad
+// entry, never a password.
 Status ParseServerList(const std::string& flag, const std::string& list,
-                       std::vector<ServerAddress>* out);
+                       std::vector<ServerAddress>* out, const std::string& env_password = "");
+
+// `text` with the password of every redis:// URL in it replaced by "***": for command lines
+// written to reports and logs.
+std::string RedactPasswords(std::string text);
 
 // Binds port 0 on 127.0.0.1 and returns the port the kernel chose (0 on failure).
 int PickFreePort();

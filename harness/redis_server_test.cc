@@ -100,3 +100,53 @@ TEST(ServerSetTest, EmptySetHasNoServers) {
 
 }  // namespace
 }  // namespace lockstorm
+
+namespace lockstorm {
+namespace {
+
+TEST(ParseServerListTest, ParsesRedisUrlsAsUsersWriteThem) {
+  std::vector<ServerAddress> out;
+  ASSERT_TRUE(ParseServerList("--servers",
+                              "redis://app:pw@10.0.0.5:6380/3,redis://:only-pw@h,redis://h2/0,"
+                              "redis://h3:7000,h4:1",
+                              &out, "from-env")
+                  .ok());
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(out[0].host, "10.0.0.5");
+  EXPECT_EQ(out[0].port, 6380);
+  EXPECT_EQ(out[0].user, "app");
+  EXPECT_EQ(out[0].password, "pw");
+  EXPECT_EQ(out[0].db, 3);
+  EXPECT_EQ(out[0].ToString(), "10.0.0.5:6380");  // never the password
+  EXPECT_EQ(out[1].port, 6379);                   // the default port
+  EXPECT_EQ(out[1].user, "");
+  EXPECT_EQ(out[1].password, "only-pw");
+  EXPECT_EQ(out[2].password, "from-env");  // no password in the URL: the environment's
+  EXPECT_EQ(out[2].db, 0);
+  EXPECT_EQ(out[3].port, 7000);
+  EXPECT_EQ(out[4].password, "from-env");
+}
+
+TEST(ParseServerListTest, BadUrlsAreNamedWithoutTheirPassword) {
+  std::vector<ServerAddress> out;
+  Status s = ParseServerList("--servers", "redis://u:hunter2@h:6379/x", &out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("bad database 'x'"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("hunter2"), std::string::npos) << s.message();
+  s = ParseServerList("--servers", "rediss://u:hunter2@h:6380", &out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("rediss:// (TLS) is not supported yet"), std::string::npos);
+  EXPECT_EQ(s.message().find("hunter2"), std::string::npos) << s.message();
+  s = ParseServerList("--servers", "redis://u:hunter2@h:99999", &out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message().find("hunter2"), std::string::npos) << s.message();
+}
+
+TEST(RedactPasswordsTest, HidesEveryUrlPassword) {
+  EXPECT_EQ(RedactPasswords("lockstorm run --servers redis://u:p1@a:1/2,redis://:p2@b --seed 1"),
+            "lockstorm run --servers redis://u:***@a:1/2,redis://:***@b --seed 1");
+  EXPECT_EQ(RedactPasswords("redis://h:6379 and user@host:22"), "redis://h:6379 and user@host:22");
+}
+
+}  // namespace
+}  // namespace lockstorm

@@ -73,6 +73,8 @@ constexpr int64_t kRecvTimeoMarginUs = 20000;
 // Bytes read per recv. Lock replies are tens of bytes; a small buffer keeps the stack of a
 // fiber compact (a 16 KiB one spread each round trip over five pages of each of 1,000 stacks).
 constexpr size_t kRecvChunkBytes = 2048;
+// AUTH/SELECT on a new connection to a server given with a password or a database.
+constexpr int64_t kHandshakeTimeoutUs = 2'000'000;
 // Shortest SO_RCVTIMEO kept for a longer wait: such a wait wakes once per slice and
 // re-checks its deadline.
 constexpr int64_t kMinRecvSliceUs = 20000;
@@ -238,7 +240,8 @@ class Connection {
   const ServerAddress& addr() const { return addr_; }
 
  private:
-  // The connect completed: the socket becomes blocking (see the class comment).
+  // The connect completed: the socket becomes blocking (see the class comment), and a server
+  // given with a password or a database gets AUTH and SELECT first.
   std::string Connected() {
     const int flags = fcntl(fd_, F_GETFL);
     if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK) != 0) {
@@ -246,7 +249,76 @@ class Connection {
       Close();
       return e;
     }
+    if (std::string e = Handshake(); !e.empty()) {
+      Close();
+      return e;
+    }
     connected_ = true;
+    return "";
+  }
+
+  // AUTH [user] password, SELECT db: written at once, both answers awaited (bounded by
+  // kHandshakeTimeoutUs). "" or the error (never containing the password).
+  std::string Handshake() {
+    std::string wire;
+    int expected = 0;
+    if (!addr_.password.empty()) {
+      Command auth = {"AUTH"};
+      if (!addr_.user.empty()) auth.push_back(addr_.user);
+      auth.push_back(addr_.password);
+      AppendRespCommand(auth, &wire);
+      ++expected;
+    }
+    if (addr_.db != 0) {
+      AppendRespCommand({"SELECT", std::to_string(addr_.db)}, &wire);
+      ++expected;
+    }
+    if (expected == 0) return "";
+    const int64_t deadline_us = MonoUs() + kHandshakeTimeoutUs;
+    for (size_t sent = 0; sent < wire.size();) {
+      const ssize_t n =
+          send(fd_, wire.data() + sent, wire.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd pfd{fd_, POLLOUT, 0};
+        if (fiber::Poll(&pfd, 1, deadline_us) <= 0)
+          return "AUTH to " + addr_.ToString() + ": timeout";
+        continue;
+      }
+      return "AUTH to " + addr_.ToString() + ": " + strerror(errno);
+    }
+    char buf[kRecvChunkBytes];
+    for (int got = 0, round = 0; got < expected && round < kMaxRounds; ++round) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(reader_, &raw) != REDIS_OK)
+        return "protocol error from " + addr_.ToString() + " during AUTH/SELECT";
+      if (raw) {
+        auto* r = static_cast<redisReply*>(raw);
+        std::string err = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "";
+        freeReplyObject(raw);
+        if (!err.empty())
+          return (addr_.password.empty() || got == 1 ? "SELECT " + std::to_string(addr_.db)
+                                                     : std::string("AUTH")) +
+                 " on " + addr_.ToString() + ": " + err;
+        ++got;
+        continue;
+      }
+      pollfd pfd{fd_, POLLIN, 0};
+      if (fiber::Poll(&pfd, 1, deadline_us) <= 0)
+        return "AUTH to " + addr_.ToString() + ": timeout";
+      const ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) {
+        redisReaderFeed(reader_, buf, static_cast<size_t>(n));
+      } else if (n == 0) {
+        return "connection closed by " + addr_.ToString() + " during AUTH/SELECT";
+      } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+        return "recv " + addr_.ToString() + ": " + strerror(errno);
+      }
+    }
     return "";
   }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -356,7 +357,10 @@ int RunCommand(const RunOptions& o) {
                       ": topology.replicas: expected 0 or 1 (one replica per node is supported)");
   std::vector<ServerAddress> external;
   if (!o.servers.empty()) {
-    if (Status s = ParseServerList("--servers", o.servers, &external); !s.ok())
+    const char* env_password = std::getenv("LOCKSTORM_REDIS_PASSWORD");
+    if (Status s = ParseServerList("--servers", o.servers, &external,
+                                   env_password != nullptr ? env_password : "");
+        !s.ok())
       return UsageError(s.message());
     // Faults on processes, clocks and replication are destructive: only on our own servers.
     if (Nemesis::NeedsEmbedded(scenario))

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lockstorm {
@@ -74,8 +75,16 @@ class Transport {
 };
 
 struct ServerAddress {
+  ServerAddress() = default;
+  ServerAddress(std::string h, int p) : host(std::move(h)), port(p) {}
   std::string host = "127.0.0.1";
   int port = 0;
+  // From a redis:// URL or LOCKSTORM_REDIS_PASSWORD (harness/redis_server.h ParseServerList):
+  // sent as AUTH [user] password, then SELECT db, on every new connection. Never printed:
+  // ToString() is host:port only, and reports use nothing else.
+  std::string user;
+  std::string password;
+  int db = 0;
   std::string ToString() const { return host + ":" + std::to_string(port); }
 };
 
