@@ -722,10 +722,18 @@ class Engine {
           continue;
         by_slot[s->slot].push_back(s);
       }
-      for (const auto& [slot, held] : by_slot) {
+      for (auto& [slot, held] : by_slot) {
         const PairState& ps = PairOf(*held.front());
-        const int n_nodes = ps.lock_nodes ? std::popcount(ps.lock_nodes) : ps.nodes;
+        // The lock's own nodes, as its samples showed them; if none did (no acquire was ever
+        // seen holding), any node holding the token counts (quorum 1).
+        if (ps.lock_nodes) {
+          std::erase_if(held, [&](const Rec* h) {
+            return h->node < 0 || h->node >= 64 || !(ps.lock_nodes >> h->node & 1);
+          });
+        }
+        const int n_nodes = ps.lock_nodes ? std::popcount(ps.lock_nodes) : 1;
         const int quorum = n_nodes / 2 + 1;
+        if (held.empty()) continue;
         if (static_cast<int>(held.size()) < quorum) continue;
         done.push_back(slot);
         const Rec& s = *held.front();

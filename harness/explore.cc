@@ -12,6 +12,9 @@ namespace {
 
 constexpr int kMaxSize = 100;
 constexpr int kMaxCandidatesPerStep = 10'000;  // a shrink tree level is never this wide here
+// Shrink steps undone one by one when the minimal schedule does not reproduce, before jumping
+// back to the first failing case (each costs confirm_runs runs).
+constexpr int kMaxFallbackSteps = 3;
 
 }  // namespace
 
@@ -116,7 +119,9 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
   // How often does the minimal counterexample reproduce? One that never does in
   // `confirm_runs` is no counterexample to hand out: fall back along the accepted steps to the
   // simplest one that does (the first failing case at worst). Bounded by the chain's length.
-  const int levels = static_cast<int>(chain.size()) + 1;  // the minimal, then each step back
+  // The minimal, then up to kMaxFallbackSteps steps back, then (if it has not been tried) the
+  // first failing case: at most kMaxFallbackSteps + 2 confirmations.
+  const int levels = std::min(static_cast<int>(chain.size()), kMaxFallbackSteps + 1) + 1;
   for (int level = 0; level < levels; ++level) {
     r.reproduced = 0;
     r.confirm_runs = 0;
@@ -134,8 +139,14 @@ ExploreResult Explore(const rc::Gen<Scenario>& gen, const RunCaseFn& run, const 
       r.log.push_back(label + ": " + (cr.failed ? "FAIL " + cr.summary : "pass"));
     }
     if (r.stopped || r.reproduced > 0 || r.confirm_runs == 0 || chain.empty()) break;
-    r.log.push_back("never reproduced: falling back one shrink step");
     ++r.fallbacks;
+    if (level + 2 == levels && chain.size() > 1) {  // the last try: the first failing case
+      r.log.push_back("never reproduced: falling back to the first failing case");
+      r.fallbacks += static_cast<int>(chain.size()) - 1;
+      chain.resize(1);
+    } else {
+      r.log.push_back("never reproduced: falling back one shrink step");
+    }
     r.minimal = std::move(chain.back().first);
     r.minimal_summary = std::move(chain.back().second);
     chain.pop_back();

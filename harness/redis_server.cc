@@ -66,7 +66,11 @@ bool SimpleCommand(const ServerAddress& addr, const char* cmd, int64_t timeout_m
                             : redisCommand(c, "AUTH %b %b", addr.user.data(), addr.user.size(),
                                            addr.password.data(), addr.password.size()));
     if (!addr.password.empty() && (a == nullptr || a->type == REDIS_REPLY_ERROR)) {
-      *error = "AUTH failed: " + (a ? std::string(a->str, a->len) : LowerFirst(c->errstr));
+      std::string why = a ? std::string(a->str, a->len) : LowerFirst(c->errstr);
+      for (size_t at = why.find(addr.password); at != std::string::npos;
+           at = why.find(addr.password, at + 3))
+        why.replace(at, addr.password.size(), "***");
+      *error = "AUTH failed: " + why;
       if (a) freeReplyObject(a);
       redisFree(c);
       return false;
@@ -106,6 +110,26 @@ bool SimpleCommand(const ServerAddress& addr, const char* cmd, int64_t timeout_m
   if (r != nullptr) freeReplyObject(r);
   redisFree(c);
   return ok;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "%2C" -> ","; a malformed escape is kept as it is.
+std::string PercentDecode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
 }
 
 bool Ping(const ServerAddress& addr, int64_t timeout_ms, std::string* error) {
@@ -468,14 +492,17 @@ void ServerSet::StopAll() {
 // ---------------------------------------------------------------------------------------------
 
 std::string RedactPasswords(std::string text) {
+  // Each URL's authority runs from "://" to the next space or the next URL; its user-info ends
+  // at the last '@' in it. "user:password" keeps the user, a lone "password" goes entirely.
   for (size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
     const size_t start = at + 3;
-    const size_t end = text.find_first_of(" ,/", start);
-    const size_t auth_end = text.rfind('@', end == std::string::npos ? text.size() : end);
-    if (auth_end == std::string::npos || auth_end < start) continue;
+    size_t end = std::min(text.find(' ', start), text.find("://", start));
+    if (end == std::string::npos) end = text.size();
+    const size_t sep = text.rfind('@', end - 1);
+    if (sep == std::string::npos || sep < start) continue;
     const size_t colon = text.find(':', start);
-    if (colon == std::string::npos || colon > auth_end) continue;
-    text.replace(colon + 1, auth_end - colon - 1, "***");
+    const size_t from = colon != std::string::npos && colon < sep ? colon + 1 : start;
+    text.replace(from, sep - from, "***");
   }
   return text;
 }
@@ -501,12 +528,23 @@ Status ParseServerList(const std::string& flag, const std::string& list,
     }
     std::string host, port_str, user, password;
     int db = 0;
-    if (entry.rfind("rediss://", 0) == 0) {
+    const std::string scheme = Lower(entry.substr(0, std::min<size_t>(entry.size(), 9)));
+    if (scheme.rfind("rediss://", 0) == 0) {
       return Status::InvalidArgument(flag + ": '" + RedactPasswords(entry) +
                                      "': rediss:// (TLS) is not supported yet; use redis://");
     }
-    if (entry.rfind("redis://", 0) == 0) {  // redis://[[user]:password@]host[:port][/db]
+    if (scheme.rfind("redis://", 0) == 0) {  // redis://[[user]:password@]host[:port][/db]
       entry = entry.substr(8);
+      // The user-info ends at the last '@' (a password may hold '/', ':' or '@'; a ',' must
+      // be written %2C, since ',' separates servers); percent-escapes in it are decoded.
+      const size_t at = entry.rfind('@');
+      if (at != std::string::npos) {
+        const std::string auth = entry.substr(0, at);
+        entry = entry.substr(at + 1);
+        const size_t colon = auth.find(':');
+        user = PercentDecode(colon == std::string::npos ? "" : auth.substr(0, colon));
+        password = PercentDecode(colon == std::string::npos ? auth : auth.substr(colon + 1));
+      }
       const size_t slash = entry.find('/');
       if (slash != std::string::npos) {
         const std::string d = entry.substr(slash + 1);
@@ -519,14 +557,6 @@ Status ParseServerList(const std::string& flag, const std::string& list,
         db = ok ? std::stoi(d) : 0;
         entry = entry.substr(0, slash);
       }
-      const size_t at = entry.rfind('@');
-      if (at != std::string::npos) {
-        const std::string auth = entry.substr(0, at);
-        entry = entry.substr(at + 1);
-        const size_t colon = auth.find(':');
-        user = colon == std::string::npos ? "" : auth.substr(0, colon);
-        password = colon == std::string::npos ? auth : auth.substr(colon + 1);
-      }
       if (entry.find(':') == std::string::npos && !entry.empty() && entry[0] != '[')
         entry += ":6379";
     }
@@ -534,7 +564,7 @@ Status ParseServerList(const std::string& flag, const std::string& list,
       size_t close = entry.find(']');
       if (close == std::string::npos || close + 1 >= entry.size() || entry[close + 1] != ':') {
         return Status::InvalidArgument(
-            flag + ": bad entry '" + entry +
+            flag + ": bad entry '" + RedactPasswords(entry) +
             "' (expected host:port or redis://[user:password@]host:port[/db])");
       }
       host = entry.substr(1, close - 1);
@@ -543,7 +573,7 @@ Status ParseServerList(const std::string& flag, const std::string& list,
       size_t colon = entry.rfind(':');
       if (colon == std::string::npos || entry.find(':') != colon) {
         return Status::InvalidArgument(
-            flag + ": bad entry '" + entry +
+            flag + ": bad entry '" + RedactPasswords(entry) +
             "' (expected host:port or redis://[user:password@]host:port[/db])");
       }
       host = entry.substr(0, colon);
@@ -551,7 +581,7 @@ Status ParseServerList(const std::string& flag, const std::string& list,
     }
     if (host.empty()) {
       return Status::InvalidArgument(
-          flag + ": missing host in '" + entry +
+          flag + ": missing host in '" + RedactPasswords(entry) +
           "' (expected host:port or redis://[user:password@]host:port[/db])");
     }
     bool digits = !port_str.empty() && port_str.size() <= 5 &&
@@ -559,7 +589,8 @@ Status ParseServerList(const std::string& flag, const std::string& list,
                               [](char ch) { return ch >= '0' && ch <= '9'; });
     int port = digits ? std::stoi(port_str) : 0;
     if (port < 1 || port > 65535) {
-      return Status::InvalidArgument(flag + ": bad port in '" + entry + "' (must be 1..65535)");
+      return Status::InvalidArgument(flag + ": bad port in '" + RedactPasswords(entry) +
+                                     "' (must be 1..65535)");
     }
     ServerAddress a;
     a.host = host;

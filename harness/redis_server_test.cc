@@ -142,7 +142,23 @@ TEST(ParseServerListTest, BadUrlsAreNamedWithoutTheirPassword) {
   EXPECT_EQ(s.message().find("hunter2"), std::string::npos) << s.message();
 }
 
+TEST(ParseServerListTest, PasswordsMayHoldSlashesAtSignsAndEscapedCommas) {
+  std::vector<ServerAddress> out;
+  ASSERT_TRUE(
+      ParseServerList("--servers", "REDIS://u:pa/s@s%2Cx@h:7000/4,Redis://solo@h2", &out).ok());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].user, "u");
+  EXPECT_EQ(out[0].password, "pa/s@s,x");
+  EXPECT_EQ(out[0].host, "h");
+  EXPECT_EQ(out[0].port, 7000);
+  EXPECT_EQ(out[0].db, 4);
+  EXPECT_EQ(out[1].password, "solo");  // user-info without ':' is a password (as redis-cli)
+  EXPECT_EQ(out[1].port, 6379);
+}
+
 TEST(RedactPasswordsTest, HidesEveryUrlPassword) {
+  EXPECT_EQ(RedactPasswords("--servers redis://solo@h:6379"), "--servers redis://***@h:6379");
+  EXPECT_EQ(RedactPasswords("redis://u:pa/s@x@h:1/2"), "redis://u:***@h:1/2");
   EXPECT_EQ(RedactPasswords("lockstorm run --servers redis://u:p1@a:1/2,redis://:p2@b --seed 1"),
             "lockstorm run --servers redis://u:***@a:1/2,redis://:***@b --seed 1");
   EXPECT_EQ(RedactPasswords("redis://h:6379 and user@host:22"), "redis://h:6379 and user@host:22");

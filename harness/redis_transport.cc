@@ -166,7 +166,8 @@ class Connection {
   }
 
   // Starts a non-blocking connect if there is no connection. Returns "" or an error.
-  std::string StartConnect() {
+  // `deadline_us` bounds the AUTH/SELECT a connect may need (the caller's call deadline).
+  std::string StartConnect(int64_t deadline_us) {
     if (fd_ >= 0) return "";
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -186,7 +187,8 @@ class Connection {
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     reader_ = redisReaderCreate();
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return Connected();
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
+      return Connected(deadline_us);
     if (errno != EINPROGRESS) {
       std::string e = "connect " + addr_.ToString() + ": " + strerror(errno);
       Close();
@@ -196,7 +198,7 @@ class Connection {
   }
 
   // Called when a connecting socket is writable: "" if connected, else the error.
-  std::string FinishConnect() {
+  std::string FinishConnect(int64_t deadline_us) {
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -205,7 +207,7 @@ class Connection {
       Close();
       return e;
     }
-    return Connected();
+    return Connected(deadline_us);
   }
 
   // Arms SO_RCVTIMEO so that the next blocking recv returns (EAGAIN) before `left_us` has
@@ -242,14 +244,15 @@ class Connection {
  private:
   // The connect completed: the socket becomes blocking (see the class comment), and a server
   // given with a password or a database gets AUTH and SELECT first.
-  std::string Connected() {
+  std::string Connected(int64_t deadline_us) {
     const int flags = fcntl(fd_, F_GETFL);
     if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK) != 0) {
       std::string e = "fcntl " + addr_.ToString() + ": " + strerror(errno);
       Close();
       return e;
     }
-    if (std::string e = Handshake(); !e.empty()) {
+    if (std::string e = Handshake(std::min(deadline_us, MonoUs() + kHandshakeTimeoutUs));
+        !e.empty()) {
       Close();
       return e;
     }
@@ -257,24 +260,26 @@ class Connection {
     return "";
   }
 
-  // AUTH [user] password, SELECT db: written at once, both answers awaited (bounded by
-  // kHandshakeTimeoutUs). "" or the error (never containing the password).
-  std::string Handshake() {
+  // AUTH [user] password, SELECT db: written at once, both answers awaited until
+  // `deadline_us`. "" or the error, naming the command; the password never appears in it.
+  std::string Handshake(int64_t deadline_us) {
+    std::vector<std::string> pending;  // the commands whose answers are awaited, in order
     std::string wire;
-    int expected = 0;
     if (!addr_.password.empty()) {
       Command auth = {"AUTH"};
       if (!addr_.user.empty()) auth.push_back(addr_.user);
       auth.push_back(addr_.password);
       AppendRespCommand(auth, &wire);
-      ++expected;
+      pending.push_back("AUTH");
     }
     if (addr_.db != 0) {
       AppendRespCommand({"SELECT", std::to_string(addr_.db)}, &wire);
-      ++expected;
+      pending.push_back("SELECT " + std::to_string(addr_.db));
     }
-    if (expected == 0) return "";
-    const int64_t deadline_us = MonoUs() + kHandshakeTimeoutUs;
+    if (pending.empty()) return "";
+    auto what = [&](size_t got) {
+      return pending[std::min(got, pending.size() - 1)] + " on " + addr_.ToString();
+    };
     for (size_t sent = 0; sent < wire.size();) {
       const ssize_t n =
           send(fd_, wire.data() + sent, wire.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -285,41 +290,42 @@ class Connection {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         pollfd pfd{fd_, POLLOUT, 0};
-        if (fiber::Poll(&pfd, 1, deadline_us) <= 0)
-          return "AUTH to " + addr_.ToString() + ": timeout";
+        if (fiber::Poll(&pfd, 1, deadline_us) <= 0) return what(0) + ": timeout";
         continue;
       }
-      return "AUTH to " + addr_.ToString() + ": " + strerror(errno);
+      return what(0) + ": send: " + strerror(errno);
     }
     char buf[kRecvChunkBytes];
-    for (int got = 0, round = 0; got < expected && round < kMaxRounds; ++round) {
+    size_t got = 0;
+    for (int round = 0; got < pending.size() && round < kMaxRounds; ++round) {
       void* raw = nullptr;
-      if (redisReaderGetReply(reader_, &raw) != REDIS_OK)
-        return "protocol error from " + addr_.ToString() + " during AUTH/SELECT";
+      if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return what(got) + ": protocol error";
       if (raw) {
         auto* r = static_cast<redisReply*>(raw);
         std::string err = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "";
         freeReplyObject(raw);
-        if (!err.empty())
-          return (addr_.password.empty() || got == 1 ? "SELECT " + std::to_string(addr_.db)
-                                                     : std::string("AUTH")) +
-                 " on " + addr_.ToString() + ": " + err;
+        if (!err.empty()) {
+          // A server (or something posing as one) may echo the arguments: never the password.
+          for (size_t at = addr_.password.empty() ? std::string::npos : err.find(addr_.password);
+               at != std::string::npos; at = err.find(addr_.password, at + 3))
+            err.replace(at, addr_.password.size(), "***");
+          return what(got) + ": " + err;
+        }
         ++got;
         continue;
       }
       pollfd pfd{fd_, POLLIN, 0};
-      if (fiber::Poll(&pfd, 1, deadline_us) <= 0)
-        return "AUTH to " + addr_.ToString() + ": timeout";
+      if (fiber::Poll(&pfd, 1, deadline_us) <= 0) return what(got) + ": timeout";
       const ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
       if (n > 0) {
         redisReaderFeed(reader_, buf, static_cast<size_t>(n));
       } else if (n == 0) {
-        return "connection closed by " + addr_.ToString() + " during AUTH/SELECT";
+        return what(got) + ": connection closed";
       } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-        return "recv " + addr_.ToString() + ": " + strerror(errno);
+        return what(got) + ": recv: " + strerror(errno);
       }
     }
-    return "";
+    return got == pending.size() ? "" : what(got) + ": no answer";
   }
 
   ServerAddress addr_;
@@ -468,7 +474,7 @@ class RedisTransport : public Transport {
     for (size_t i = 0; i < nodes.size(); ++i) {
       Connection* c = conns_.at(static_cast<size_t>(nodes[i])).get();
       p[i] = {c, St::kWriting, 0};
-      std::string err = c->StartConnect();
+      std::string err = c->StartConnect(deadline_us);
       if (!err.empty()) {
         replies[i] = Reply::IoError(err);
         p[i].st = St::kDone;
@@ -577,7 +583,7 @@ class RedisTransport : public Transport {
         if (fds[k].revents == 0) continue;
         size_t i = idx[k];
         if (p[i].st == St::kConnecting) {
-          std::string err = p[i].conn->FinishConnect();
+          std::string err = p[i].conn->FinishConnect(deadline_us);
           if (!err.empty()) {
             replies[i] = Reply::IoError(err);
             p[i].st = St::kDone;

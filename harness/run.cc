@@ -388,6 +388,22 @@ int RunCommand(const RunOptions& o) {
     for (const ImplInfo& i : BuiltinImpls()) impl_values.push_back(i.name);
   if (Status s = ResolveImpls(impl_values, run_dir, &impls); !s.ok())
     return UsageError(s.message());
+  // Plug-ins get host:port only (LOCKSTORM_SERVERS) and inherit LOCKSTORM_REDIS_PASSWORD: a
+  // database or a password written in a URL would leave them on other keys than the checks.
+  for (const ImplUnderTest& i : impls) {
+    if (i.builtin) continue;
+    const char* env_password = std::getenv("LOCKSTORM_REDIS_PASSWORD");
+    for (const ServerAddress& a : external) {
+      if (a.db != 0)
+        return UsageError("--servers: " + a.ToString() + "/" + std::to_string(a.db) +
+                          ": plug-in '" + i.name +
+                          "' is not told the database; use database 0 with exec: locks");
+      if (!a.password.empty() && (env_password == nullptr || a.password != env_password))
+        return UsageError("--servers: plug-in '" + i.name +
+                          "' is not given a password written in a redis:// URL; put it in "
+                          "LOCKSTORM_REDIS_PASSWORD instead");
+    }
+  }
 
   // --- servers.
   int nodes = 1;

@@ -27,6 +27,10 @@ repeat=3 duration="" clients="" seed=1 threshold=25
 die() { echo "ci-gate.sh: $*" >&2; exit 4; }
 while [ $# -gt 0 ]; do
   case "$1" in
+    -h|--help) ;;
+    *) [ $# -ge 2 ] || die "$1: expected a value after it" ;;
+  esac
+  case "$1" in
     --impl) impl="${2:-}"; shift 2 ;;
     --scenarios) scenarios="${2:-}"; shift 2 ;;
     --baseline) baseline="${2:-}"; shift 2 ;;
@@ -60,13 +64,21 @@ worst=0  # 0 pass, 3 inconclusive, 1 failed
 fail() { worst=1; }
 rows=()
 IFS=',' read -r -a list <<<"$scenarios"
+names=()
 for s in "${list[@]}"; do
-  dir="$out/$s"
-  rm -rf "$dir"
+  # The run's directory: the scenario's name, or a scenario file's base name without .json.
+  name="$(basename -- "$s")"
+  name="${name%.json}"
+  case "$name" in
+    ""|.|..) die "--scenarios: bad entry '$s' (expected a scenario name or a .json file)" ;;
+  esac
+  names+=("$name")
+  dir="$out/$name"
+  rm -rf -- "$dir"
   set +e
   "$bin" run --impl "$impl" --scenario "$s" --repeat "$repeat" ${duration:+--duration "$duration"} \
     ${clients:+--clients "$clients"} \
-    --seed "$seed" --out "$dir" --quiet --progress never >"$out/$s.log" 2>&1
+    --seed "$seed" --out "$dir" --quiet --progress never >"$out/$name.log" 2>&1
   rc=$?
   set -e
   case "$rc" in
@@ -74,29 +86,28 @@ for s in "${list[@]}"; do
     1) run="**FAIL: safety violation**"; fail ;;
     2) run="**FAIL: liveness violation**"; fail ;;
     3) run="inconclusive"; [ "$worst" = 0 ] && worst=3 ;;
-    *) echo "ci-gate.sh: scenario $s could not run (exit $rc):" >&2
-       tail -n 3 "$out/$s.log" >&2
+    *) echo "ci-gate.sh: scenario $s could not run (exit $rc): $(tail -n 1 "$out/$name.log")" >&2
        exit 4 ;;
   esac
   cmp="no baseline"
   if [ -n "$baseline" ]; then
-    if [ -f "$baseline/$s/report.json" ]; then
+    if [ -f "$baseline/$name/report.json" ]; then
       set +e
-      "$bin" compare "$baseline/$s" "$dir" --threshold-pct "$threshold" \
-        --out "$dir/compare.md" >/dev/null 2>"$out/$s.compare.err"
+      "$bin" compare "$baseline/$name" "$dir" --threshold-pct "$threshold" \
+        --out "$dir/compare.md" >/dev/null 2>"$out/$name.compare.err"
       crc=$?
       set -e
       case "$crc" in
         0) cmp="pass" ;;
         1) cmp="**FAIL: regression** (see below)"; fail ;;
-        *) echo "ci-gate.sh: compare of $s failed (exit $crc): $(cat "$out/$s.compare.err")" >&2
+        *) echo "ci-gate.sh: compare of $s failed (exit $crc): $(head -n 1 "$out/$name.compare.err")" >&2
            exit 4 ;;
       esac
     else
       cmp="not in the baseline"
     fi
   fi
-  rows+=("| $s | $run | $cmp |")
+  rows+=("| $name | $run | $cmp |")
 done
 
 {
@@ -107,13 +118,17 @@ done
   echo "| scenario | run | compare with the baseline |"
   echo "|---|---|---|"
   printf '%s\n' "${rows[@]}"
-  for s in "${list[@]}"; do
+  for name in "${names[@]}"; do
     echo
     # Each report's own headings, one level down.
-    sed 's/^## /### /; s/^### \([A-Z]\)/#### \1/' "$out/$s/report.md"
-    if [ -f "$out/$s/compare.md" ]; then
+    if [ -f "$out/$name/report.md" ]; then
+      sed 's/^## /### /; s/^### \([A-Z]\)/#### \1/' "$out/$name/report.md"
+    else
+      echo "### $name: no report.md (see $out/$name.log)"
+    fi
+    if [ -f "$out/$name/compare.md" ]; then
       echo
-      sed 's/^## /### /' "$out/$s/compare.md"
+      sed 's/^## /### /' "$out/$name/compare.md"
     fi
   done
 } >"$summary"
