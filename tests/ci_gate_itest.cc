@@ -1,6 +1,6 @@
 // scripts/ci-gate.sh end to end, as the CI templates (templates/) run it: a plug-in lock through
 // the exec protocol against embedded redis-servers, a baseline, a planted regression and a
-// planted bug, the job summary.
+// planted bug (an acquire without NX), the job summary.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -80,10 +80,11 @@ TEST(CiGateITest, BaselinePassesARegressionAndABugFailTheGate) {
   EXPECT_NE(summary.find("acquire.p50"), std::string::npos) << summary;  // compare's table
   EXPECT_EQ(ReadFile(step_summary), summary);  // the job summary gets the same Markdown
 
-  // A change that releases with a plain DEL: a safety violation fails the gate.
+  // A change that drops NX from the acquire: every client takes the lock at once, a safety
+  // violation fails the gate.
   args = GateArgs(broken);
-  args[5] = "8";  // clients: contention among several is what a plain DEL breaks
-  r = RunGate(args, dir.path(), {{"PROTO_LOCK_PLAIN_DEL", "1"}});
+  args[5] = "4";  // clients
+  r = RunGate(args, dir.path(), {{"PROTO_LOCK_NO_NX", "1"}});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("contention: FAIL: safety violation"), std::string::npos) << r.out;
 }

@@ -30,15 +30,17 @@ return 0
 
 # PROTO_LOCK_DELAY_MS: sleep this long at the start of every acquire (a planted regression).
 DELAY_S = float(os.environ.get("PROTO_LOCK_DELAY_MS", "0")) / 1000.0
-# PROTO_LOCK_PLAIN_DEL=1: release with a plain DEL, whoever holds the key (a planted bug).
-PLAIN_DEL = os.environ.get("PROTO_LOCK_PLAIN_DEL", "") == "1"
+# PROTO_LOCK_NO_NX=1: acquire with SET ... PX but without NX, taking the key from whoever holds
+# it (a planted bug: every client "acquires" at once).
+NO_NX = os.environ.get("PROTO_LOCK_NO_NX", "") == "1"
 
 
 def main():
     servers = os.environ["LOCKSTORM_SERVERS"].split(",")
     host, port = servers[0].rsplit(":", 1)
     r = redis.Redis(host=host, port=int(port), socket_timeout=2, socket_connect_timeout=2)
-    acquire, release, extend = (r.register_script(s) for s in (ACQUIRE, RELEASE, EXTEND))
+    acquire, release, extend = (r.register_script(s) for s in (
+        ACQUIRE.replace("'NX', ", "") if NO_NX else ACQUIRE, RELEASE, EXTEND))
     # The seed is the same for every child of a client: good for retry jitter, not for tokens.
     rng = random.Random(int(os.environ.get("LOCKSTORM_SEED", "0")))
 
@@ -62,8 +64,6 @@ def main():
                     return {"acquired": False}
                 time.sleep(min(rng.uniform(0.001, 0.01), max(0.0, deadline - time.monotonic())))
         if op == "release":
-            if PLAIN_DEL:
-                return {"released": r.delete(req["key"]) == 1}
             return {"released": release(keys=[req["key"]], args=[req["lease"]]) == 1}
         if op == "extend":
             start = time.monotonic()
