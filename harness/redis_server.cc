@@ -66,11 +66,8 @@ bool SimpleCommand(const ServerAddress& addr, const char* cmd, int64_t timeout_m
                             : redisCommand(c, "AUTH %b %b", addr.user.data(), addr.user.size(),
                                            addr.password.data(), addr.password.size()));
     if (!addr.password.empty() && (a == nullptr || a->type == REDIS_REPLY_ERROR)) {
-      std::string why = a ? std::string(a->str, a->len) : LowerFirst(c->errstr);
-      for (size_t at = why.find(addr.password); at != std::string::npos;
-           at = why.find(addr.password, at + 3))
-        why.replace(at, addr.password.size(), "***");
-      *error = "AUTH failed: " + why;
+      *error = "AUTH failed: " +
+               addr.HidePassword(a ? std::string(a->str, a->len) : LowerFirst(c->errstr));
       if (a) freeReplyObject(a);
       redisFree(c);
       return false;

@@ -306,10 +306,7 @@ class Connection {
         freeReplyObject(raw);
         if (!err.empty()) {
           // A server (or something posing as one) may echo the arguments: never the password.
-          for (size_t at = addr_.password.empty() ? std::string::npos : err.find(addr_.password);
-               at != std::string::npos; at = err.find(addr_.password, at + 3))
-            err.replace(at, addr_.password.size(), "***");
-          return what(got) + ": " + err;
+          return what(got) + ": " + addr_.HidePassword(err);
         }
         ++got;
         continue;

@@ -356,11 +356,10 @@ int RunCommand(const RunOptions& o) {
     return UsageError(std::string(from_file ? o.scenario : "--scenario") +
                       ": topology.replicas: expected 0 or 1 (one replica per node is supported)");
   std::vector<ServerAddress> external;
+  const char* env_password_or_null = std::getenv("LOCKSTORM_REDIS_PASSWORD");
+  const std::string env_password = env_password_or_null ? env_password_or_null : "";
   if (!o.servers.empty()) {
-    const char* env_password = std::getenv("LOCKSTORM_REDIS_PASSWORD");
-    if (Status s = ParseServerList("--servers", o.servers, &external,
-                                   env_password != nullptr ? env_password : "");
-        !s.ok())
+    if (Status s = ParseServerList("--servers", o.servers, &external, env_password); !s.ok())
       return UsageError(s.message());
     // Faults on processes, clocks and replication are destructive: only on our own servers.
     if (Nemesis::NeedsEmbedded(scenario))
@@ -392,13 +391,12 @@ int RunCommand(const RunOptions& o) {
   // database or a password written in a URL would leave them on other keys than the checks.
   for (const ImplUnderTest& i : impls) {
     if (i.builtin) continue;
-    const char* env_password = std::getenv("LOCKSTORM_REDIS_PASSWORD");
     for (const ServerAddress& a : external) {
       if (a.db != 0)
         return UsageError("--servers: " + a.ToString() + "/" + std::to_string(a.db) +
                           ": plug-in '" + i.name +
                           "' is not told the database; use database 0 with exec: locks");
-      if (!a.password.empty() && (env_password == nullptr || a.password != env_password))
+      if (!a.password.empty() && a.password != env_password)
         return UsageError("--servers: plug-in '" + i.name +
                           "' is not given a password written in a redis:// URL; put it in "
                           "LOCKSTORM_REDIS_PASSWORD instead");

@@ -86,6 +86,13 @@ struct ServerAddress {
   std::string password;
   int db = 0;
   std::string ToString() const { return host + ":" + std::to_string(port); }
+  // `text` (a server's error, which may echo AUTH's arguments) with the password as "***".
+  std::string HidePassword(std::string text) const {
+    if (password.empty()) return text;
+    for (size_t at = text.find(password); at != std::string::npos; at = text.find(password, at + 3))
+      text.replace(at, password.size(), "***");
+    return text;
+  }
 };
 
 // Real sockets to real servers. Connects lazily; does not take ownership of anything.

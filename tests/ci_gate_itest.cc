@@ -2,15 +2,12 @@
 // the exec protocol against embedded redis-servers, a baseline, a planted regression and a
 // planted bug (an acquire without NX), the job summary.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
-#include "harness/process.h"
 #include "tests/cli_util.h"
 #include "tests/test_util.h"
 
@@ -26,26 +23,10 @@ const std::string kPlugin =
 // Runs scripts/ci-gate.sh ARGS with LOCKSTORM_BIN set to the tested build.
 Result RunGate(const std::vector<std::string>& args, const std::string& dir,
                std::map<std::string, std::string> env = {}) {
-  SpawnOptions o;
-  o.argv = {"/bin/bash", kSource + "/scripts/ci-gate.sh"};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.stdout_path = dir + "/gate-stdout.txt";
-  o.stderr_path = dir + "/gate-stderr.txt";
+  std::vector<std::string> argv = {"/bin/bash", kSource + "/scripts/ci-gate.sh"};
+  argv.insert(argv.end(), args.begin(), args.end());
   env["LOCKSTORM_BIN"] = LOCKSTORM_BIN;
-  o.env = std::move(env);
-  std::ofstream(o.stdout_path, std::ios::trunc);
-  std::ofstream(o.stderr_path, std::ios::trunc);
-  std::unique_ptr<Process> p;
-  Status s = Spawn(o, &p);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  Result r;
-  if (!s.ok()) return r;
-  int st = 0;
-  EXPECT_TRUE(p->WaitFor(300000, &st)) << "ci-gate.sh did not exit in time";
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = ReadFile(o.stdout_path);
-  r.err = ReadFile(o.stderr_path);
-  return r;
+  return RunProgram(std::move(argv), dir, std::move(env), 300000);
 }
 
 // One client, one key, 1 s, three repetitions: the plug-in's own speed decides the latency.

@@ -27,13 +27,11 @@ struct Result {
   std::string out, err;
 };
 
-// Runs lockstorm with `args`, waits (bounded) for it to exit.
-inline Result RunLockstorm(const std::vector<std::string>& args, const std::string& dir,
-                           std::map<std::string, std::string> env = {},
-                           int64_t timeout_ms = 120000) {
+// Runs `argv` (stdout and stderr into files in `dir`), waits (bounded) for it to exit.
+inline Result RunProgram(std::vector<std::string> argv, const std::string& dir,
+                         std::map<std::string, std::string> env = {}, int64_t timeout_ms = 120000) {
   SpawnOptions o;
-  o.argv = {LOCKSTORM_BIN};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  o.argv = std::move(argv);
   o.stdout_path = dir + "/stdout.txt";
   o.stderr_path = dir + "/stderr.txt";
   o.env = std::move(env);
@@ -45,11 +43,20 @@ inline Result RunLockstorm(const std::vector<std::string>& args, const std::stri
   Result r;
   if (!s.ok()) return r;
   int st = 0;
-  EXPECT_TRUE(p->WaitFor(timeout_ms, &st)) << "lockstorm did not exit in time";
+  EXPECT_TRUE(p->WaitFor(timeout_ms, &st)) << o.argv[0] << " did not exit in time";
   r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   r.out = ReadFile(o.stdout_path);
   r.err = ReadFile(o.stderr_path);
   return r;
+}
+
+// Runs lockstorm with `args`, waits (bounded) for it to exit.
+inline Result RunLockstorm(const std::vector<std::string>& args, const std::string& dir,
+                           std::map<std::string, std::string> env = {},
+                           int64_t timeout_ms = 120000) {
+  std::vector<std::string> argv = {LOCKSTORM_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(std::move(argv), dir, std::move(env), timeout_ms);
 }
 
 inline nlohmann::json ReadJson(const std::string& path) {
