@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "harness/clock.h"
+#include "scenarios/scenario_file.h"
 
 namespace lockstorm {
 
@@ -154,6 +155,23 @@ bool Nemesis::NeedsEmbedded(const Scenario& s) {
   for (const auto& e : s.nemesis)
     if (IsNodeFault(e.fault)) return true;
   return s.replicas > 0;
+}
+
+Scenario Nemesis::WithoutServerFaults(const Scenario& s, std::vector<std::string>* skipped) {
+  Scenario out = s;
+  out.nemesis.clear();
+  for (const NemesisEvent& e : s.nemesis) {
+    if (IsNodeFault(e.fault)) {
+      skipped->push_back(DescribeEvent(e));
+    } else {
+      out.nemesis.push_back(e);
+    }
+  }
+  if (s.replicas > 0) {
+    skipped->push_back("topology: " + std::to_string(s.replicas) + " replica(s) per node");
+    out.replicas = 0;
+  }
+  return out;
 }
 
 bool Nemesis::NeedsLinks(const Scenario& s) {

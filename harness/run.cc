@@ -293,6 +293,16 @@ nlohmann::json FaultsOf(const std::vector<Event>& events, const std::string& imp
   return out;
 }
 
+constexpr const char* kSkippedFaultReason =
+    "the servers were not started by lockstorm (--servers), and lockstorm kills, pauses, "
+    "restarts, fails over or skews the clock of only its own servers";
+
+nlohmann::json SkippedFaultsJson(const std::vector<std::string>& skipped) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const std::string& f : skipped) out.push_back({{"fault", f}, {"why", kSkippedFaultReason}});
+  return out;
+}
+
 // Deletes every key under `prefix` (SCAN + DEL, bounded), on every node. Only the run's own
 // keys: safe on servers lockstorm did not start.
 void CleanupKeys(const std::vector<ServerAddress>& servers, const std::string& prefix) {
@@ -361,12 +371,12 @@ int RunCommand(const RunOptions& o) {
   if (!o.servers.empty()) {
     if (Status s = ParseServerList("--servers", o.servers, &external, env_password); !s.ok())
       return UsageError(s.message());
-    // Faults on processes, clocks and replication are destructive: only on our own servers.
-    if (Nemesis::NeedsEmbedded(scenario))
-      return UsageError("--servers: scenario '" + scenario.name +
-                        "' kills, pauses, restarts or skews redis-servers, which lockstorm does "
-                        "only to servers it starts itself; drop --servers");
   }
+  // Faults on processes, clocks and replication are destructive: only on our own servers. On
+  // others they are skipped, and the console, config.json and every report say which and why.
+  std::vector<std::string> skipped_faults;
+  if (!external.empty() && Nemesis::NeedsEmbedded(scenario))
+    scenario = Nemesis::WithoutServerFaults(scenario, &skipped_faults);
   const uint64_t seed =
       o.seed ? *o.seed : std::random_device{}() * 0x100000000ULL + std::random_device{}();
   const std::time_t start_time = std::time(nullptr);
@@ -405,9 +415,14 @@ int RunCommand(const RunOptions& o) {
 
   // --- servers.
   int nodes = 1;
-  for (const auto& i : impls)
-    if (i.multi_node) nodes = o.nodes;
+  bool multi_node = false;
+  for (const auto& i : impls) multi_node = multi_node || i.multi_node;
+  if (multi_node) nodes = o.nodes;
   if (scenario.nodes > 0) nodes = scenario.nodes;
+  if (multi_node && !external.empty() && static_cast<int>(external.size()) < scenario.nodes)
+    return UsageError("--servers: scenario '" + scenario.name + "' needs " +
+                      std::to_string(scenario.nodes) + " servers for a multi-node lock, got " +
+                      std::to_string(external.size()));
   // Every client holds a connection per node (and a sampler's, and proxy sockets): raise the
   // open-file limit first, so the embedded redis-servers inherit it too.
   if (Status s = RaiseFileLimit(FileDescriptorsNeeded(scenario.workload.clients, nodes, o.samples,
@@ -504,6 +519,7 @@ int RunCommand(const RunOptions& o) {
                            {"servers", server_list},
                            {"embedded", servers.embedded()},
                            {"key_prefix", key_prefix},
+                           {"skipped_faults", SkippedFaultsJson(skipped_faults)},
                            {"seed", seed},
                            {"run_dir", run_dir}};
   {
@@ -545,6 +561,11 @@ int RunCommand(const RunOptions& o) {
               << " redis-server(s) " << servers.RedisVersion() << ", scenario " << scenario.name
               << ", " << scenario.workload.clients << " clients x "
               << scenario.workload.duration_ms / 1000.0 << " s per impl" << std::endl;
+  }
+  if (!o.quiet && !skipped_faults.empty()) {
+    std::cout << "  skipped, as " << kSkippedFaultReason << ":\n";
+    for (const std::string& f : skipped_faults) std::cout << "    " << f << "\n";
+    std::cout << std::flush;
   }
   // Every repetition runs every impl (repetition-major, so slow drift of the machine spreads
   // over all impls alike). With --repeat > 1 repetition k's rows are "SCENARIO#k".

@@ -635,6 +635,14 @@ std::string RenderHtml(const json& report, const std::vector<Event>& history) {
       body << ": " << HtmlEscape(d);
     body << "</p>\n<pre class=\"schedule\">" << HtmlEscape(schedule) << "</pre>\n";
   }
+  if (const json* skipped = At(ctx, {"config", "skipped_faults"});
+      skipped != nullptr && skipped->is_array() && !skipped->empty()) {
+    body << "<p><b>Skipped faults</b> (" << skipped->size() << "):</p>\n<ul class=\"skipped\">\n";
+    for (const json& f : *skipped)
+      body << "<li>" << HtmlEscape(Text(f, {"fault"}, "?")) << ": " << HtmlEscape(Text(f, {"why"}))
+           << "</li>\n";
+    body << "</ul>\n";
+  }
 
   bool section = false;
   for (const json* r : rows) {

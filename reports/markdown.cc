@@ -351,6 +351,12 @@ std::string RenderMarkdown(const json& report) {
       out << (first ? "\n\n" : "- ") << MdEscape(line.substr(text)) << "\n";
     }
   }
+  if (const json* skipped = At(c, {"config", "skipped_faults"});
+      skipped != nullptr && skipped->is_array() && !skipped->empty()) {
+    out << "\n**Skipped faults** (" << skipped->size() << "):\n";
+    for (const json& f : *skipped)
+      out << "- " << MdEscape(Text(f, {"fault"}, "?")) << ": " << MdEscape(Text(f, {"why"})) << "\n";
+  }
 
   bool section = false;
   for (const json* r : Rows(report)) {

@@ -440,6 +440,23 @@ TEST(RenderHtml, TimelineWindowIsBoundedAroundTheFirstViolation) {
   EXPECT_EQ((*spec)["layer"][1]["mark"]["type"], "rule");  // the violation's mark
 }
 
+TEST(RenderSkippedFaults, MarkdownAndHtmlListWhatWasSkippedAndWhy) {
+  json report = Fixture("report_v2.json");
+  EXPECT_EQ(RenderMarkdown(report).find("Skipped faults"), std::string::npos);  // none skipped
+  report["context"]["config"]["skipped_faults"] = json::array(
+      {{{"fault", "at 3.0 s: failover"}, {"why", "not started by lockstorm"}},
+       {{"fault", "topology: 1 replica(s) per node"}, {"why", "not started by lockstorm"}}});
+  const std::string md = RenderMarkdown(report);
+  EXPECT_NE(md.find("**Skipped faults** (2):\n- at 3.0 s: failover: not started by lockstorm\n"
+                    "- topology: 1 replica(s) per node: not started by lockstorm\n"),
+            std::string::npos)
+      << md;
+  const std::string html = RenderHtml(report, {});
+  EXPECT_NE(html.find("<p><b>Skipped faults</b> (2):</p>\n<ul class=\"skipped\">\n<li>at 3.0 s: "
+                      "failover: not started by lockstorm</li>"),
+            std::string::npos);
+}
+
 TEST(RenderEscaping, HostileStringsAreEscapedEverywhere) {
   const std::string hostile = "<script>alert(\"x&y\")</script>'|`*_[]\x01";
   json report = Fixture("report_v2.json");
@@ -449,6 +466,7 @@ TEST(RenderEscaping, HostileStringsAreEscapedEverywhere) {
   report["context"]["git_revision"] = hostile;
   report["context"]["config"]["scenario_description"] = hostile;
   report["context"]["config"]["schedule"] = "2 clients; 1 fault:\n  " + hostile;
+  report["context"]["config"]["skipped_faults"] = json::array({{{"fault", hostile}, {"why", hostile}}});
   Event a1 = Acquire(1, 0, 100, 200, hostile, hostile);
   std::vector<Event> history = {a1, Release(2, a1, 300)};
 

@@ -787,6 +787,27 @@ std::string List(const std::vector<int>& v) {
 
 }  // namespace
 
+std::string DescribeEvent(const NemesisEvent& e) {
+  std::string out = "at " + Seconds(e.at_ms);
+  if (e.duration_ms > 0) out += " for " + Seconds(e.duration_ms);
+  out += ": " + e.fault;
+  if (!e.nodes.empty()) out += " nodes " + List(e.nodes);
+  if (!e.clients.empty()) out += " clients " + List(e.clients);
+  if (e.latency_ms) {
+    out += " +" + std::to_string(e.latency_ms) + " ms";
+    if (e.jitter_ms) out += " (jitter " + std::to_string(e.jitter_ms) + " ms)";
+  }
+  if (e.delta_ms) out += " by " + std::to_string(e.delta_ms) + " ms";
+  if (FaultUsesField(e.fault, "rate")) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " at rate %.3f", e.rate);
+    out += buf;
+  }
+  if (!e.persistence.empty()) out += " (" + e.persistence + ")";
+  if (e.delay_ms) out += " restarting after " + Seconds(e.delay_ms);
+  return out;
+}
+
 std::string DescribeSchedule(const Scenario& s) {
   const Workload& w = s.workload;
   std::string out = std::to_string(w.clients) + " clients, " + std::to_string(w.keys) +
@@ -794,25 +815,7 @@ std::string DescribeSchedule(const Scenario& s) {
                     " ms, " + Seconds(w.duration_ms) + " on " + std::to_string(s.nodes) +
                     (s.nodes == 1 ? " node" : " nodes") + "; " + std::to_string(s.nemesis.size()) +
                     (s.nemesis.size() == 1 ? " fault" : " faults") + (s.nemesis.empty() ? "" : ":");
-  for (const NemesisEvent& e : s.nemesis) {
-    out += "\n  at " + Seconds(e.at_ms);
-    if (e.duration_ms > 0) out += " for " + Seconds(e.duration_ms);
-    out += ": " + e.fault;
-    if (!e.nodes.empty()) out += " nodes " + List(e.nodes);
-    if (!e.clients.empty()) out += " clients " + List(e.clients);
-    if (e.latency_ms) {
-      out += " +" + std::to_string(e.latency_ms) + " ms";
-      if (e.jitter_ms) out += " (jitter " + std::to_string(e.jitter_ms) + " ms)";
-    }
-    if (e.delta_ms) out += " by " + std::to_string(e.delta_ms) + " ms";
-    if (FaultUsesField(e.fault, "rate")) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, " at rate %.3f", e.rate);
-      out += buf;
-    }
-    if (!e.persistence.empty()) out += " (" + e.persistence + ")";
-    if (e.delay_ms) out += " restarting after " + Seconds(e.delay_ms);
-  }
+  for (const NemesisEvent& e : s.nemesis) out += "\n  " + DescribeEvent(e);
   return out;
 }
 

@@ -37,4 +37,7 @@ std::string ScenarioToJson(const Scenario& s);
 //     at 2.0 s: clock-jump nodes [0] by 500 ms"
 std::string DescribeSchedule(const Scenario& s);
 
+// One fault event of that schedule, e.g. "at 2.0 s: clock-jump nodes [0] by 500 ms".
+std::string DescribeEvent(const NemesisEvent& e);
+
 }  // namespace lockstorm

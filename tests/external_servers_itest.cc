@@ -1,7 +1,7 @@
 // lockstorm against a server it did not start: a password-protected redis-server holding a
 // user's keys, given as a redis:// URL with the password in LOCKSTORM_REDIS_PASSWORD. The user's
 // keys must be untouched, the password must appear in no output and no file, and faults that
-// would kill or restart the server must be refused.
+// would kill or restart the server must be skipped, and the reports must say so.
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 #include <sys/wait.h>
@@ -155,7 +155,7 @@ TEST(ExternalServersITest, PasswordProtectedServerKeepsTheUsersKeysAndTheSecret)
   EXPECT_EQ(db2->Do({"DBSIZE"}), "2");
 }
 
-TEST(ExternalServersITest, WrongPasswordAndDestructiveFaultsAreOneLineErrors) {
+TEST(ExternalServersITest, WrongPasswordIsOneLineErrorAndDestructiveFaultsAreSkipped) {
   TempDir dir;
   ProtectedServer server(dir.path());
   ASSERT_TRUE(server.status().ok()) << server.status().ToString();
@@ -172,12 +172,33 @@ TEST(ExternalServersITest, WrongPasswordAndDestructiveFaultsAreOneLineErrors) {
   EXPECT_NE(r.err.find("AUTH failed"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(kPassword), std::string::npos) << r.err;
 
-  r = RunLockstorm({"run", "--servers", url, "--impl", "redlock", "--scenario",
-                    "node-restart-nopersist", "--out", dir.path() + "/restart"},
+  // A scenario that cuts replication, kills the master and promotes its replica: all of it is
+  // skipped (no replica is started either), and the reports say so.
+  const std::string pid_before = db0->Do({"INFO", "server"});
+  const std::string restart_dir = dir.path() + "/restart";
+  r = RunLockstorm({"run", "--servers", url, "--impl", "token-lua", "--scenario", "failover",
+                    "--out", restart_dir},
                    dir.path(), {{"LOCKSTORM_REDIS_PASSWORD", kPassword}});
-  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find("only to servers it starts itself"), std::string::npos) << r.err;
+  EXPECT_NE(r.exit_code, 4) << r.out << r.err;
+  EXPECT_NE(r.out.find("skipped, as the servers were not started by lockstorm"),
+            std::string::npos)
+      << r.out;
+  const nlohmann::json skipped =
+      ReadJson(restart_dir + "/report.json")["context"]["config"]["skipped_faults"];
+  ASSERT_TRUE(skipped.is_array() && !skipped.empty()) << skipped.dump();
+  EXPECT_NE(skipped.dump().find(": failover"), std::string::npos) << skipped.dump();
+  EXPECT_NE(skipped.dump().find(": cut-replication"), std::string::npos) << skipped.dump();
+  EXPECT_NE(skipped.dump().find("replica"), std::string::npos) << skipped.dump();
+  EXPECT_NE(skipped[0]["why"].get<std::string>().find("not started by lockstorm"),
+            std::string::npos);
+  EXPECT_NE(ReadFile(restart_dir + "/report.md").find("**Skipped faults**"), std::string::npos);
+  EXPECT_NE(ReadFile(restart_dir + "/report.html").find("Skipped faults"), std::string::npos);
+  auto process_id = [](const std::string& info) {
+    const size_t at = info.find("process_id:");
+    return at == std::string::npos ? std::string() : info.substr(at, info.find('\r', at) - at);
+  };
+  EXPECT_FALSE(process_id(pid_before).empty());
+  EXPECT_EQ(process_id(db0->Do({"INFO", "server"})), process_id(pid_before));  // never restarted
 
   r = RunLockstorm({"run", "--servers", "rediss://127.0.0.1:6380", "--out", dir.path() + "/tls"},
                    dir.path());
