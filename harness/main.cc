@@ -90,8 +90,25 @@ int main(int argc, char** argv) {
                   "redis://[user:password@]host[:port][/db], comma-separated (a password is "
                   "better given in LOCKSTORM_REDIS_PASSWORD; it is never written out). Only "
                   "keys under the run's prefix are touched; faults that kill, pause, restart "
-                  "or skew a server are refused")
+                  "or skew a server are skipped, and the report lists them. rediss:// is TLS")
       ->envname("LOCKSTORM_SERVERS");
+  run->add_option("--sentinel", ro.sentinel,
+                  "Ask Redis Sentinel for the servers: HOST:PORT[,HOST:PORT...]/MASTER[,MASTER...] "
+                  "(or redis[s]:// URLs before the '/'); the current master of each MASTER "
+                  "becomes a server, as with --servers")
+      ->envname("LOCKSTORM_SENTINEL");
+  run->add_option("--tls-ca-cert", ro.tls.ca_file,
+                  "rediss://: the CA bundle (PEM) the servers' certificates must chain to "
+                  "(default: the system's)")
+      ->envname("LOCKSTORM_TLS_CA_CERT");
+  run->add_option("--tls-cert", ro.tls.cert_file,
+                  "rediss://: a client certificate (PEM), for servers with tls-auth-clients yes")
+      ->envname("LOCKSTORM_TLS_CERT");
+  run->add_option("--tls-key", ro.tls.key_file, "rediss://: the private key of --tls-cert (PEM)")
+      ->envname("LOCKSTORM_TLS_KEY");
+  run->add_flag("--tls-insecure", ro.tls_insecure,
+                "rediss://: accept any server certificate (no CA or name check)")
+      ->envname("LOCKSTORM_TLS_INSECURE");
   run->add_option("--nodes", ro.nodes,
                   "Embedded nodes for multi-node locks such as redlock (default 5)");
   run->add_option("--persistence", ro.persistence,

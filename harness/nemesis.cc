@@ -41,11 +41,13 @@ std::vector<ServerAddress> LinkGrid::ClientServers(int client) const {
   std::vector<ServerAddress> v;
   for (int n = 0; n < nodes_; ++n) {
     ServerAddress a = links_[static_cast<size_t>(client * nodes_ + n)]->address();
-    // The proxy forwards bytes: AUTH and SELECT still go to the server behind it.
+    // The proxy forwards bytes: AUTH, SELECT and TLS still go to the server behind it.
     const ServerAddress& up = upstreams_[static_cast<size_t>(n)];
     a.user = up.user;
     a.password = up.password;
     a.db = up.db;
+    a.tls = up.tls;  // TLS passes through the proxy too, and the certificate names the server
+    a.tls_name = up.tls_name.empty() ? up.host : up.tls_name;
     v.push_back(std::move(a));
   }
   return v;

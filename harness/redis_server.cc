@@ -1,7 +1,6 @@
 #include "harness/redis_server.h"
 
 #include <arpa/inet.h>
-#include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -19,6 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include "harness/tls.h"
+
 namespace lockstorm {
 namespace {
 
@@ -28,85 +29,32 @@ constexpr int64_t kInfoTimeoutMs = 2000;
 
 using Clock = std::chrono::steady_clock;
 
-timeval ToTimeval(int64_t ms) {
-  if (ms < 1) ms = 1;
-  timeval tv;
-  tv.tv_sec = static_cast<time_t>(ms / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
-  return tv;
-}
-
 std::string LowerFirst(std::string s) {
   if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
   return s;
 }
 
-// Connects to `addr` and sends `cmd` (no arguments needing escaping), all within `timeout_ms`.
+// Connects to `addr` (AUTH, SELECT, TLS as it says) and sends `cmd`, all within `timeout_ms`.
 // On success *reply gets the status or bulk string answer; otherwise *error gets a short
-// lower-case reason ("connection refused", "timeout", "LOADING ...").
-bool SimpleCommand(const ServerAddress& addr, const char* cmd, int64_t timeout_ms,
+// reason ("connection refused", "timeout", "AUTH failed on ...", "LOADING ...").
+bool SimpleCommand(const ServerAddress& addr, const Command& cmd, int64_t timeout_ms,
                    std::string* reply, std::string* error) {
-  timeval tv = ToTimeval(timeout_ms);
-  redisContext* c = redisConnectWithTimeout(addr.host.c_str(), addr.port, tv);
-  if (c == nullptr) {
-    *error = "out of memory";
-    return false;
+  auto t = NewRedisTransport({addr});
+  const Reply r = t->Call(0, cmd, std::max<int64_t>(timeout_ms, 1) * 1000);
+  if (r.type == Reply::Type::kStatus || r.type == Reply::Type::kString) {
+    *reply = r.str;
+    return true;
   }
-  if (c->err) {
-    *error = LowerFirst(c->errstr);
-    redisFree(c);
-    return false;
-  }
-  redisSetTimeout(c, tv);
-  // AUTH and SELECT first, for a server given with a password or a database.
-  if (!addr.password.empty() || addr.db != 0) {
-    auto* a = static_cast<redisReply*>(
-        addr.password.empty() ? nullptr
-        : addr.user.empty() ? redisCommand(c, "AUTH %b", addr.password.data(), addr.password.size())
-                            : redisCommand(c, "AUTH %b %b", addr.user.data(), addr.user.size(),
-                                           addr.password.data(), addr.password.size()));
-    if (!addr.password.empty() && (a == nullptr || a->type == REDIS_REPLY_ERROR)) {
-      *error = "AUTH failed: " +
-               addr.HidePassword(a ? std::string(a->str, a->len) : LowerFirst(c->errstr));
-      if (a) freeReplyObject(a);
-      redisFree(c);
-      return false;
-    }
-    if (a) freeReplyObject(a);
-    if (addr.db != 0) {
-      auto* sel = static_cast<redisReply*>(redisCommand(c, "SELECT %d", addr.db));
-      if (sel == nullptr || sel->type == REDIS_REPLY_ERROR) {
-        *error = "SELECT " + std::to_string(addr.db) +
-                 " failed: " + (sel ? std::string(sel->str, sel->len) : LowerFirst(c->errstr));
-        if (sel) freeReplyObject(sel);
-        redisFree(c);
-        return false;
-      }
-      freeReplyObject(sel);
-    }
-  }
-  auto* r = static_cast<redisReply*>(redisCommand(c, cmd));
-  bool ok = false;
-  if (r == nullptr) {
-    std::string e = c->errstr;
-    // hiredis 0.14 reports a read timeout as EAGAIN ("Resource temporarily unavailable").
-    if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
-                                   e.find("temporarily unavailable") != std::string::npos)) {
-      *error = "timeout";
-    } else {
-      *error = LowerFirst(e.empty() ? "connection lost" : e);
-    }
-  } else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) {
-    reply->assign(r->str, r->len);
-    ok = true;
-  } else if (r->type == REDIS_REPLY_ERROR) {
-    error->assign(r->str, r->len);
+  if (r.type == Reply::Type::kTimeout) {
+    *error = "timeout";
+  } else if (r.type == Reply::Type::kIoError || r.type == Reply::Type::kError) {
+    // "connect 127.0.0.1:1: Connection refused" -> "connection refused"
+    const std::string connect = "connect " + addr.ToString() + ": ";
+    *error = r.str.starts_with(connect) ? LowerFirst(r.str.substr(connect.size())) : r.str;
   } else {
-    *error = "unexpected reply type " + std::to_string(r->type);
+    *error = "unexpected reply " + r.ToString();
   }
-  if (r != nullptr) freeReplyObject(r);
-  redisFree(c);
-  return ok;
+  return false;
 }
 
 std::string Lower(std::string s) {
@@ -131,7 +79,7 @@ std::string PercentDecode(const std::string& s) {
 
 bool Ping(const ServerAddress& addr, int64_t timeout_ms, std::string* error) {
   std::string reply;
-  if (!SimpleCommand(addr, "PING", timeout_ms, &reply, error)) return false;
+  if (!SimpleCommand(addr, {"PING"}, timeout_ms, &reply, error)) return false;
   if (reply != "PONG") {
     *error = "unexpected PING reply '" + reply + "'";
     return false;
@@ -464,7 +412,7 @@ Status ServerSet::Refresh(Persistence persistence, int64_t timeout_ms) {
 std::string ServerSet::RedisVersion() const {
   if (addresses_.empty()) return "";
   std::string info, error;
-  if (!SimpleCommand(addresses_[0], "INFO server", kInfoTimeoutMs, &info, &error)) return "";
+  if (!SimpleCommand(addresses_[0], {"INFO", "server"}, kInfoTimeoutMs, &info, &error)) return "";
   const std::string key = "redis_version:";
   size_t pos = info.find(key);
   if (pos == std::string::npos) return "";
@@ -505,7 +453,9 @@ std::string RedactPasswords(std::string text) {
 }
 
 Status ParseServerList(const std::string& flag, const std::string& list,
-                       std::vector<ServerAddress>* out, const std::string& env_password) {
+                       std::vector<ServerAddress>* out, const std::string& env_password,
+                       const TlsOptions& tls_options) {
+  std::shared_ptr<const TlsContext> tls_context;
   auto trim = [](const std::string& s) {
     size_t b = s.find_first_not_of(" \t");
     if (b == std::string::npos) return std::string();
@@ -526,12 +476,14 @@ Status ParseServerList(const std::string& flag, const std::string& list,
     std::string host, port_str, user, password;
     int db = 0;
     const std::string scheme = Lower(entry.substr(0, std::min<size_t>(entry.size(), 9)));
-    if (scheme.rfind("rediss://", 0) == 0) {
-      return Status::InvalidArgument(flag + ": '" + RedactPasswords(entry) +
-                                     "': rediss:// (TLS) is not supported yet; use redis://");
+    const bool tls = scheme.rfind("rediss://", 0) == 0;
+    if (tls && !tls_context) {  // one TLS configuration for the whole list
+      std::shared_ptr<TlsContext> created;
+      if (Status s = TlsContext::Create(tls_options, &created); !s.ok()) return s;
+      tls_context = std::move(created);
     }
-    if (scheme.rfind("redis://", 0) == 0) {  // redis://[[user]:password@]host[:port][/db]
-      entry = entry.substr(8);
+    if (tls || scheme.rfind("redis://", 0) == 0) {  // redis[s]://[[user]:password@]host[:port][/db]
+      entry = entry.substr(tls ? 9 : 8);
       // The user-info ends at the last '@' (a password may hold '/', ':' or '@'; a ',' must
       // be written %2C, since ',' separates servers); percent-escapes in it are decoded.
       const size_t at = entry.rfind('@');
@@ -595,11 +547,62 @@ Status ParseServerList(const std::string& flag, const std::string& list,
     a.user = user;
     a.password = password.empty() ? env_password : password;
     a.db = db;
+    if (tls) a.tls = tls_context;
     result.push_back(std::move(a));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
   *out = std::move(result);
+  return Status::Ok();
+}
+
+Status ResolveSentinelMasters(const std::string& flag, const std::string& spec,
+                              const std::string& env_password, const TlsOptions& tls_options,
+                              int64_t timeout_ms, std::vector<ServerAddress>* out) {
+  const size_t slash = spec.rfind('/');
+  const std::string expected = " (expected HOST:PORT[,HOST:PORT...]/MASTER[,MASTER...])";
+  if (slash == std::string::npos || slash + 1 >= spec.size())
+    return Status::InvalidArgument(flag + ": no master name in '" + RedactPasswords(spec) + "'" +
+                                   expected);
+  std::vector<ServerAddress> sentinels;
+  if (Status s = ParseServerList(flag, spec.substr(0, slash), &sentinels, "", tls_options); !s.ok())
+    return s;
+  std::vector<std::string> names;
+  std::stringstream list(spec.substr(slash + 1));
+  for (std::string name; std::getline(list, name, ',');) {
+    if (name.empty() || name.find_first_of(" \t:") != std::string::npos)
+      return Status::InvalidArgument(flag + ": bad master name '" + name + "'" + expected);
+    names.push_back(name);
+  }
+  std::vector<ServerAddress> masters;
+  for (const std::string& name : names) {
+    std::string said;
+    bool found = false;
+    for (const ServerAddress& sentinel : sentinels) {
+      auto t = NewRedisTransport({sentinel});
+      const Reply r = t->Call(0, {"SENTINEL", "get-master-addr-by-name", name}, timeout_ms * 1000);
+      if (r.type == Reply::Type::kArray && r.elements.size() == 2) {
+        const std::string& port = r.elements[1].str;
+        const bool digits =
+            !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), ::isdigit);
+        if (!digits) {
+          said += (said.empty() ? "" : "; ") + sentinel.ToString() + ": bad port '" + port + "'";
+          continue;
+        }
+        ServerAddress m(r.elements[0].str, std::stoi(port));
+        m.password = env_password;
+        m.tls = sentinel.tls;
+        masters.push_back(std::move(m));
+        found = true;
+        break;
+      }
+      said += (said.empty() ? "" : "; ") + sentinel.ToString() + ": " +
+              (r.type == Reply::Type::kNil ? std::string("no such master") : r.ToString());
+    }
+    if (!found)
+      return Status::IoError(flag + ": no sentinel named master '" + name + "' (" + said + ")");
+  }
+  *out = std::move(masters);
   return Status::Ok();
 }
 

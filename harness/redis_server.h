@@ -21,6 +21,7 @@
 #include "harness/process.h"
 #include "harness/server_clock.h"
 #include "harness/status.h"
+#include "harness/tls.h"
 #include "harness/transport.h"
 
 namespace lockstorm {
@@ -123,12 +124,23 @@ class ServerSet {
 };
 
 // Parses a comma-separated list of servers as users write them: "host:port", "[v6]:port", or a
-// URL "redis://[[user]:password@]host[:port][/db]" (port 6379 by default). A server with no
-// password in its URL takes `env_password` (LOCKSTORM_REDIS_PASSWORD, when set) if not empty.
-// "rediss://" (TLS) is refused with a message saying so. Errors name the flag and the bad
-// entry, never a password.
+// URL "redis://[[user]:password@]host[:port][/db]" (port 6379 by default); "rediss://" is the
+// same over TLS, configured by `tls_options` (one TlsContext for the whole list). A server with
+// no password in its URL takes `env_password` (LOCKSTORM_REDIS_PASSWORD, when set) if not
+// empty. Errors name the flag and the bad entry (or TLS file), never a password.
 Status ParseServerList(const std::string& flag, const std::string& list,
-                       std::vector<ServerAddress>* out, const std::string& env_password = "");
+                       std::vector<ServerAddress>* out, const std::string& env_password = "",
+                       const TlsOptions& tls_options = {});
+
+// --sentinel "SENTINELS/MASTERS": SENTINELS as ParseServerList takes them (host:port or
+// redis[s]:// URLs; a password applies to that sentinel only), MASTERS comma-separated names.
+// For each master name, asks the sentinels in order (SENTINEL get-master-addr-by-name, at most
+// `timeout_ms` each) and appends the first answer to *out, with `env_password` and the TLS of
+// the sentinel that answered. Errors are one line naming the flag, the master, and what each
+// sentinel said.
+Status ResolveSentinelMasters(const std::string& flag, const std::string& spec,
+                              const std::string& env_password, const TlsOptions& tls_options,
+                              int64_t timeout_ms, std::vector<ServerAddress>* out);
 
 // `text` with the password of every redis:// URL in it replaced by "***": for command lines
 // written to reports and logs.

@@ -27,6 +27,7 @@
 
 #include "harness/fiber.h"
 #include "harness/resp.h"
+#include "harness/tls.h"
 #include "harness/transport.h"
 
 namespace lockstorm {
@@ -156,6 +157,7 @@ class Connection {
   ~Connection() { Close(); }
 
   void Close() {
+    tls_.reset();  // before its socket
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
     connected_ = false;
@@ -236,6 +238,21 @@ class Connection {
 
   int fd() const { return fd_; }
   bool connected() const { return connected_; }
+  bool tls() const { return tls_ != nullptr; }
+  // send(2)/recv(2) on the socket, or through TLS: as send/recv with MSG_DONTWAIT (a TLS
+  // socket is always non-blocking), -1 with errno EAGAIN when the socket must be waited for.
+  ssize_t Send(const char* data, size_t n) {
+    return tls_ ? tls_->Write(data, n) : send(fd_, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  ssize_t Recv(char* data, size_t n, int flags) {
+    return tls_ ? tls_->Read(data, n) : recv(fd_, data, n, flags);
+  }
+  // Bytes TLS decrypted already: readable without waiting for the socket.
+  bool Buffered() const { return tls_ && tls_->Buffered(); }
+  // Why the last Send or Recv failed (call right after it: reads errno).
+  std::string ErrorText() const {
+    return tls_ && !tls_->error().empty() ? tls_->error() : std::string(strerror(errno));
+  }
   // Replies of commands whose answer the caller stopped awaiting: read and dropped first.
   int discard = 0;
   redisReader* reader() { return reader_; }
@@ -245,14 +262,23 @@ class Connection {
   // The connect completed: the socket becomes blocking (see the class comment), and a server
   // given with a password or a database gets AUTH and SELECT first.
   std::string Connected(int64_t deadline_us) {
-    const int flags = fcntl(fd_, F_GETFL);
-    if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK) != 0) {
-      std::string e = "fcntl " + addr_.ToString() + ": " + strerror(errno);
-      Close();
-      return e;
+    const int64_t handshake_deadline_us = std::min(deadline_us, MonoUs() + kHandshakeTimeoutUs);
+    if (addr_.tls) {  // TLS first; its socket stays non-blocking
+      tls_ = std::make_unique<TlsSession>(*addr_.tls, fd_,
+                                          addr_.tls_name.empty() ? addr_.host : addr_.tls_name);
+      if (std::string e = tls_->Handshake(handshake_deadline_us); !e.empty()) {
+        Close();
+        return e + " (" + addr_.ToString() + ")";
+      }
+    } else {
+      const int flags = fcntl(fd_, F_GETFL);
+      if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        std::string e = "fcntl " + addr_.ToString() + ": " + strerror(errno);
+        Close();
+        return e;
+      }
     }
-    if (std::string e = Handshake(std::min(deadline_us, MonoUs() + kHandshakeTimeoutUs));
-        !e.empty()) {
+    if (std::string e = Handshake(handshake_deadline_us); !e.empty()) {
       Close();
       return e;
     }
@@ -278,11 +304,10 @@ class Connection {
     }
     if (pending.empty()) return "";
     auto what = [&](size_t got) {
-      return pending[std::min(got, pending.size() - 1)] + " on " + addr_.ToString();
+      return pending[std::min(got, pending.size() - 1)] + " failed on " + addr_.ToString();
     };
     for (size_t sent = 0; sent < wire.size();) {
-      const ssize_t n =
-          send(fd_, wire.data() + sent, wire.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = Send(wire.data() + sent, wire.size() - sent);
       if (n > 0) {
         sent += static_cast<size_t>(n);
         continue;
@@ -293,7 +318,7 @@ class Connection {
         if (fiber::Poll(&pfd, 1, deadline_us) <= 0) return what(0) + ": timeout";
         continue;
       }
-      return what(0) + ": send: " + strerror(errno);
+      return what(0) + ": send: " + ErrorText();
     }
     char buf[kRecvChunkBytes];
     size_t got = 0;
@@ -312,14 +337,14 @@ class Connection {
         continue;
       }
       pollfd pfd{fd_, POLLIN, 0};
-      if (fiber::Poll(&pfd, 1, deadline_us) <= 0) return what(got) + ": timeout";
-      const ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+      if (!Buffered() && fiber::Poll(&pfd, 1, deadline_us) <= 0) return what(got) + ": timeout";
+      const ssize_t n = Recv(buf, sizeof buf, MSG_DONTWAIT);
       if (n > 0) {
         redisReaderFeed(reader_, buf, static_cast<size_t>(n));
       } else if (n == 0) {
         return what(got) + ": connection closed";
       } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-        return what(got) + ": recv: " + strerror(errno);
+        return what(got) + ": recv: " + ErrorText();
       }
     }
     return got == pending.size() ? "" : what(got) + ": no answer";
@@ -330,6 +355,7 @@ class Connection {
   bool connected_ = false;
   int64_t rcvtimeo_us_ = 0;  // SO_RCVTIMEO as last set; 0 = not set (none)
   redisReader* reader_ = nullptr;
+  std::unique_ptr<TlsSession> tls_;  // rediss:// only
 };
 
 class RedisTransport : public Transport {
@@ -355,8 +381,7 @@ class RedisTransport : public Transport {
     size_t written = 0;
     bool waited = false;  // for the socket to drain: the time left is no longer timeout_us
     for (int round = 0; round < kMaxRounds && written < wire_.size(); ++round) {
-      const ssize_t n = send(c->fd(), wire_.data() + written, wire_.size() - written,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = c->Send(wire_.data() + written, wire_.size() - written);
       if (n > 0) {
         written += static_cast<size_t>(n);
       } else if (n < 0 && errno == EINTR) {
@@ -365,7 +390,7 @@ class RedisTransport : public Transport {
         if (!WaitReady(c->fd(), POLLOUT, deadline_us)) break;
         waited = true;
       } else {
-        return Fail(c, Reply::IoError("send " + c->addr().ToString() + ": " + strerror(errno)));
+        return Fail(c, Reply::IoError("send " + c->addr().ToString() + ": " + c->ErrorText()));
       }
     }
     if (written < wire_.size()) return Fail(c, NoReply(c, timeout_us));
@@ -427,16 +452,17 @@ class RedisTransport : public Transport {
         // then reads without waiting; if nothing came, it parks until the socket is readable.
         if (!yielded && fiber::Yield()) {
           yielded = true;
-        } else if (!WaitReady(c->fd(), POLLIN, deadline_us)) {
+        } else if (!c->Buffered() && !WaitReady(c->fd(), POLLIN, deadline_us)) {
           break;
         }
         flags = MSG_DONTWAIT;
-      } else if (!c->SetRecvTimeout(left_us)) {  // a thread blocks in recv; near the deadline
-        if (!WaitReady(c->fd(), POLLIN, deadline_us)) break;  // it waits precisely
+      } else if (c->tls() || !c->SetRecvTimeout(left_us)) {  // a thread blocks in recv; near
+        // the deadline (and always with TLS, whose socket is non-blocking) it polls precisely
+        if (!c->Buffered() && !WaitReady(c->fd(), POLLIN, deadline_us)) break;
         flags = MSG_DONTWAIT;
       }
       left_us = -1;  // unknown after this recv
-      const ssize_t n = recv(c->fd(), buf, sizeof buf, flags);
+      const ssize_t n = c->Recv(buf, sizeof buf, flags);
       if (n > 0) {
         // The usual case: the whole awaited reply, alone, in this one read (harness/resp.h).
         Reply fast;
@@ -448,7 +474,7 @@ class RedisTransport : public Transport {
       } else if (n == 0) {
         return Fail(c, Reply::IoError("connection closed by " + c->addr().ToString()));
       } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-        return Fail(c, Reply::IoError("recv " + c->addr().ToString() + ": " + strerror(errno)));
+        return Fail(c, Reply::IoError("recv " + c->addr().ToString() + ": " + c->ErrorText()));
       }  // EAGAIN: SO_RCVTIMEO expired (or poll's readiness was spurious); re-check the time
     }
     return Fail(c, NoReply(c, timeout_us));
@@ -486,8 +512,7 @@ class RedisTransport : public Transport {
     };
     auto try_write = [&](size_t i) {
       while (p[i].written < wire.size()) {
-        ssize_t n = send(p[i].conn->fd(), wire.data() + p[i].written, wire.size() - p[i].written,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = p[i].conn->Send(wire.data() + p[i].written, wire.size() - p[i].written);
         if (n > 0) {
           p[i].written += static_cast<size_t>(n);
         } else if (n < 0 && errno == EINTR) {
@@ -495,7 +520,8 @@ class RedisTransport : public Transport {
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
           return;
         } else {
-          fail(i, Reply::IoError("send " + p[i].conn->addr().ToString() + ": " + strerror(errno)));
+          fail(i, Reply::IoError("send " + p[i].conn->addr().ToString() + ": " +
+                                 p[i].conn->ErrorText()));
           return;
         }
       }
@@ -520,7 +546,7 @@ class RedisTransport : public Transport {
           p[i].st = St::kDone;
           return;
         }
-        ssize_t n = recv(p[i].conn->fd(), buf, sizeof buf, MSG_DONTWAIT);
+        ssize_t n = p[i].conn->Recv(buf, sizeof buf, MSG_DONTWAIT);
         if (n > 0) {
           redisReaderFeed(p[i].conn->reader(), buf, static_cast<size_t>(n));
         } else if (n == 0) {
@@ -531,7 +557,8 @@ class RedisTransport : public Transport {
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
           return;
         } else {
-          fail(i, Reply::IoError("recv " + p[i].conn->addr().ToString() + ": " + strerror(errno)));
+          fail(i, Reply::IoError("recv " + p[i].conn->addr().ToString() + ": " +
+                                 p[i].conn->ErrorText()));
           return;
         }
       }
@@ -562,6 +589,15 @@ class RedisTransport : public Transport {
         }
         break;
       }
+      // TLS may hold decrypted bytes that poll() cannot see: read those first.
+      bool buffered = false;
+      for (size_t i = 0; i < p.size(); ++i) {
+        if (p[i].st == St::kReading && p[i].conn->Buffered()) {
+          try_read(i);
+          buffered = true;
+        }
+      }
+      if (buffered) continue;
       fds.clear();
       idx.clear();
       for (size_t i = 0; i < p.size(); ++i) {

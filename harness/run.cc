@@ -368,8 +368,18 @@ int RunCommand(const RunOptions& o) {
   std::vector<ServerAddress> external;
   const char* env_password_or_null = std::getenv("LOCKSTORM_REDIS_PASSWORD");
   const std::string env_password = env_password_or_null ? env_password_or_null : "";
+  TlsOptions tls = o.tls;
+  tls.verify = !o.tls_insecure;
+  if (!o.servers.empty() && !o.sentinel.empty())
+    return UsageError("--sentinel: give --servers or --sentinel, not both");
   if (!o.servers.empty()) {
-    if (Status s = ParseServerList("--servers", o.servers, &external, env_password); !s.ok())
+    if (Status s = ParseServerList("--servers", o.servers, &external, env_password, tls); !s.ok())
+      return UsageError(s.message());
+  }
+  if (!o.sentinel.empty()) {
+    if (Status s =
+            ResolveSentinelMasters("--sentinel", o.sentinel, env_password, tls, 2000, &external);
+        !s.ok())
       return UsageError(s.message());
   }
   // Faults on processes, clocks and replication are destructive: only on our own servers. On

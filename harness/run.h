@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "harness/status.h"
+#include "harness/tls.h"
 
 namespace lockstorm {
 
@@ -25,9 +26,14 @@ struct RunOptions {
   std::optional<uint64_t> seed;  // random if absent (printed)
   std::string out_dir;           // the run directory; default runs/<time>-<seed>
   std::string servers;           // external servers "host:port,..." (empty: embedded)
-  int nodes = 5;                 // embedded nodes when a multi-node lock runs
-  std::string persistence;       // overrides the scenario's ("" = keep)
-  std::string pin = "none";      // none | same | split
+  TlsOptions tls;                // for rediss:// servers (and sentinels)
+  bool tls_insecure = false;     // --tls-insecure: tls.verify = false
+  // "host:port[,host:port...]/MASTER": the servers are the masters Sentinel names (one per
+  // MASTER, comma-separated after the '/'), asked of the first sentinel that answers.
+  std::string sentinel;
+  int nodes = 5;             // embedded nodes when a multi-node lock runs
+  std::string persistence;   // overrides the scenario's ("" = keep)
+  std::string pin = "none";  // none | same | split
   bool quiet = false;
   bool samples = true;  // contract samples (GET+PTTL after acquires); --no-samples turns off
   std::optional<double> rate_per_s;   // open loop at this total cycle rate (0 = closed loop)

@@ -74,6 +74,8 @@ class Transport {
   }
 };
 
+class TlsContext;  // harness/tls.h
+
 struct ServerAddress {
   ServerAddress() = default;
   ServerAddress(std::string h, int p) : host(std::move(h)), port(p) {}
@@ -85,6 +87,10 @@ struct ServerAddress {
   std::string user;
   std::string password;
   int db = 0;
+  // rediss://: TLS with this configuration (null = plain TCP). The certificate must name
+  // tls_name ("" = host): a fault proxy's address keeps the real server's name here.
+  std::shared_ptr<const TlsContext> tls;
+  std::string tls_name;
   std::string ToString() const { return host + ":" + std::to_string(port); }
   // `text` (a server's error, which may echo AUTH's arguments) with the password as "***".
   std::string HidePassword(std::string text) const {

@@ -355,7 +355,8 @@ std::string RenderMarkdown(const json& report) {
       skipped != nullptr && skipped->is_array() && !skipped->empty()) {
     out << "\n**Skipped faults** (" << skipped->size() << "):\n";
     for (const json& f : *skipped)
-      out << "- " << MdEscape(Text(f, {"fault"}, "?")) << ": " << MdEscape(Text(f, {"why"})) << "\n";
+      out << "- " << MdEscape(Text(f, {"fault"}, "?")) << ": " << MdEscape(Text(f, {"why"}))
+          << "\n";
   }
 
   bool section = false;

@@ -466,7 +466,8 @@ TEST(RenderEscaping, HostileStringsAreEscapedEverywhere) {
   report["context"]["git_revision"] = hostile;
   report["context"]["config"]["scenario_description"] = hostile;
   report["context"]["config"]["schedule"] = "2 clients; 1 fault:\n  " + hostile;
-  report["context"]["config"]["skipped_faults"] = json::array({{{"fault", hostile}, {"why", hostile}}});
+  report["context"]["config"]["skipped_faults"] =
+      json::array({{{"fault", hostile}, {"why", hostile}}});
   Event a1 = Acquire(1, 0, 100, 200, hostile, hostile);
   std::vector<Event> history = {a1, Release(2, a1, 300)};
 

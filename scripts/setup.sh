@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config git
-  libhiredis-dev librapidcheck-dev nlohmann-json3-dev libbenchmark-dev libgtest-dev libgmock-dev
+  libhiredis-dev libssl-dev openssl librapidcheck-dev nlohmann-json3-dev libbenchmark-dev libgtest-dev libgmock-dev
   libcli11-dev redis-server redis-tools redis-sentinel python3 python3-redis)
 if [ "${1:-}" = test ]; then PACKAGES+=(chromium fonts-liberation); fi
 

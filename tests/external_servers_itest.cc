@@ -180,8 +180,7 @@ TEST(ExternalServersITest, WrongPasswordIsOneLineErrorAndDestructiveFaultsAreSki
                     "--out", restart_dir},
                    dir.path(), {{"LOCKSTORM_REDIS_PASSWORD", kPassword}});
   EXPECT_NE(r.exit_code, 4) << r.out << r.err;
-  EXPECT_NE(r.out.find("skipped, as the servers were not started by lockstorm"),
-            std::string::npos)
+  EXPECT_NE(r.out.find("skipped, as the servers were not started by lockstorm"), std::string::npos)
       << r.out;
   const nlohmann::json skipped =
       ReadJson(restart_dir + "/report.json")["context"]["config"]["skipped_faults"];
@@ -199,11 +198,6 @@ TEST(ExternalServersITest, WrongPasswordIsOneLineErrorAndDestructiveFaultsAreSki
   };
   EXPECT_FALSE(process_id(pid_before).empty());
   EXPECT_EQ(process_id(db0->Do({"INFO", "server"})), process_id(pid_before));  // never restarted
-
-  r = RunLockstorm({"run", "--servers", "rediss://127.0.0.1:6380", "--out", dir.path() + "/tls"},
-                   dir.path());
-  EXPECT_EQ(r.exit_code, 4);
-  EXPECT_NE(r.err.find("rediss:// (TLS) is not supported yet"), std::string::npos) << r.err;
 
   EXPECT_EQ(db0->Do({"GET", "app:keep"}), "1");
   EXPECT_EQ(db0->Do({"PING"}), "PONG");  // still up: nothing was killed or shut down
