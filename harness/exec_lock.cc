@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +23,7 @@
 
 #include "harness/fiber.h"
 #include "harness/process.h"
+#include "harness/tls.h"
 
 namespace lockstorm {
 namespace {
@@ -543,9 +545,10 @@ class ExecLockImpl : public ExecLock {
       for (size_t i = 0; i < servers_.size(); ++i) {
         servers += (i ? "," : "") + servers_[i].ToString();
       }
-      opts.env = {{"LOCKSTORM_SERVERS", servers},
-                  {"LOCKSTORM_CLIENT", client_id_},
-                  {"LOCKSTORM_SEED", std::to_string(seed_)}};
+      opts.env = ServerEnvironment(servers_);
+      opts.env["LOCKSTORM_SERVERS"] = servers;
+      opts.env["LOCKSTORM_CLIENT"] = client_id_;
+      opts.env["LOCKSTORM_SEED"] = std::to_string(seed_);
       opts.stderr_path = stderr_path_;
       opts.pipe_stdio = true;
       Status s = Spawn(opts, &proc_);
@@ -787,6 +790,45 @@ Status ParseExecImpl(const std::string& impl_flag_value, ExecSpec* out) {
   if (spec.name.empty()) spec.name = DeriveName(spec.command);
   *out = std::move(spec);
   return Status::Ok();
+}
+
+std::map<std::string, std::string> ServerEnvironment(const std::vector<ServerAddress>& servers) {
+  std::map<std::string, std::string> env;
+  std::string urls, names;
+  bool tls = false;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    const ServerAddress& a = servers[i];
+    std::string user;
+    for (char c : a.user) {  // percent-encoded: '@', ':', '/' and ',' would break the URL
+      if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') {
+        user += c;
+      } else {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+        user += buf;
+      }
+    }
+    urls += (i ? "," : "") + std::string(a.tls ? "rediss://" : "redis://") +
+            (user.empty() ? "" : user + "@") + a.ToString() + "/" + std::to_string(a.db);
+    names += (i ? "," : "") + (a.tls_name.empty() ? a.host : a.tls_name);
+    tls = tls || a.tls != nullptr;
+  }
+  env["LOCKSTORM_SERVER_URLS"] = urls;
+  if (!servers.empty() && !servers[0].password.empty())
+    env["LOCKSTORM_REDIS_PASSWORD"] = servers[0].password;
+  if (tls) {
+    for (const ServerAddress& a : servers) {
+      if (!a.tls) continue;
+      const TlsOptions& o = a.tls->options();
+      if (!o.ca_file.empty()) env["LOCKSTORM_TLS_CA_CERT"] = o.ca_file;
+      if (!o.cert_file.empty()) env["LOCKSTORM_TLS_CERT"] = o.cert_file;
+      if (!o.key_file.empty()) env["LOCKSTORM_TLS_KEY"] = o.key_file;
+      if (!o.verify) env["LOCKSTORM_TLS_INSECURE"] = "1";
+      break;
+    }
+    env["LOCKSTORM_TLS_SERVER_NAMES"] = names;
+  }
+  return env;
 }
 
 std::unique_ptr<Lock> NewExecLock(const ExecSpec& spec, const std::string& client_id, uint64_t seed,

@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -97,5 +98,14 @@ class ExecLock : public Lock {
 std::unique_ptr<Lock> NewExecLock(const ExecSpec& spec, const std::string& client_id, uint64_t seed,
                                   const std::vector<ServerAddress>& servers,
                                   const std::string& stderr_path);
+
+// What a plug-in is told of `servers` beyond host:port (docs/exec-protocol.md):
+//   LOCKSTORM_SERVER_URLS       redis[s]://[user@]host:port/db per node, comma-separated (never
+//                               a password)
+//   LOCKSTORM_REDIS_PASSWORD    the servers' password (the first node's), when there is one
+//   LOCKSTORM_TLS_CA_CERT, LOCKSTORM_TLS_CERT, LOCKSTORM_TLS_KEY, LOCKSTORM_TLS_INSECURE=1,
+//   LOCKSTORM_TLS_SERVER_NAMES  for rediss://: the TLS files, and the name each node's
+//                               certificate carries (a fault proxy's host is 127.0.0.1)
+std::map<std::string, std::string> ServerEnvironment(const std::vector<ServerAddress>& servers);
 
 }  // namespace lockstorm

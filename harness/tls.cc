@@ -45,7 +45,7 @@ Status TlsContext::Create(const TlsOptions& o, std::shared_ptr<TlsContext>* out)
   SSL_CTX_set_min_proto_version(c->ctx_, TLS1_2_VERSION);
   // Writes may be partial and retried from a moved buffer, as with send(2).
   SSL_CTX_set_mode(c->ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  c->verify_ = o.verify;
+  c->options_ = o;
   SSL_CTX_set_verify(c->ctx_, o.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   if (!o.ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(c->ctx_, o.ca_file.c_str(), nullptr) != 1)

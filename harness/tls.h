@@ -44,12 +44,13 @@ class TlsContext {
   TlsContext& operator=(const TlsContext&) = delete;
 
   SSL_CTX* ctx() const { return ctx_; }
-  bool verify() const { return verify_; }
+  bool verify() const { return options_.verify; }
+  const TlsOptions& options() const { return options_; }  // as given to Create
 
  private:
   TlsContext() = default;
   SSL_CTX* ctx_ = nullptr;
-  bool verify_ = true;
+  TlsOptions options_;
 };
 
 // One TLS connection over a connected, non-blocking socket `fd` (not owned: the caller closes

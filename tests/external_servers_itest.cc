@@ -125,6 +125,20 @@ TEST(ExternalServersITest, PasswordProtectedServerKeepsTheUsersKeysAndTheSecret)
                    dir.path(), {{"LOCKSTORM_REDIS_PASSWORD", kPassword}});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
 
+  // A plug-in is told the database (LOCKSTORM_SERVER_URLS) and the password.
+  const std::string redis_py = "redis-py=exec:/usr/bin/python3 " +
+                               std::string(LOCKSTORM_SOURCE_DIR) +
+                               "/impls/exec/python/redis_py_lock.py";
+  r = RunLockstorm({"run", "--servers", url, "--impl", redis_py, "--clients", "4", "--duration",
+                    "2", "--seed", "3", "--quiet", "--out", out + "-plugin"},
+                   dir.path(), {{"LOCKSTORM_REDIS_PASSWORD", kPassword}});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const nlohmann::json plugin = ReadJson(out + "-plugin/report.json");
+  const nlohmann::json* plugin_row = FindRow(plugin, "redis-py");
+  ASSERT_NE(plugin_row, nullptr);
+  EXPECT_EQ((*plugin_row)["verdict"], "pass");
+  EXPECT_GT((*plugin_row)["counts"]["acquired"].get<int>(), 0);
+
   // Untouched: values, types and TTLs of the user's keys; nothing of lockstorm's left.
   EXPECT_EQ(db0->Do({"GET", "app:session:1"}), "alice");
   EXPECT_EQ(db0->Do({"HGET", "app:user:7", "name"}), "bob");

@@ -193,6 +193,21 @@ TEST_F(TlsITest, RunOverTlsWithAndWithoutTheFaultProxy) {
   ASSERT_NE(row, nullptr);
   EXPECT_GT((*row)["counts"]["acquired"].get<int>(), 0);
 
+  // A plug-in (redis-py's lock) over TLS: told rediss://, the CA and the password.
+  const std::string redis_py = "redis-py=exec:/usr/bin/python3 " +
+                               std::string(LOCKSTORM_SOURCE_DIR) +
+                               "/impls/exec/python/redis_py_lock.py";
+  r = RunLockstorm({"run", "--servers", server_->Url(), "--tls-ca-cert", certs_->ca, "--impl",
+                    redis_py, "--clients", "4", "--duration", "2", "--seed", "5", "--quiet",
+                    "--out", out + "-plugin"},
+                   dir_.path(), env);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const nlohmann::json plugin = ReadJson(out + "-plugin/report.json");
+  row = FindRow(plugin, "redis-py");
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ((*row)["verdict"], "pass");
+  EXPECT_GT((*row)["counts"]["acquired"].get<int>(), 0);
+
   // The wrong CA: one line, exit 4, naming the server and the reason.
   r = RunLockstorm({"run", "--servers", server_->Url(), "--tls-ca-cert", certs_->other_ca,
                     "--duration", "1", "--out", out + "-wrong"},

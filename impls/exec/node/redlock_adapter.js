@@ -2,7 +2,7 @@
 // lockstorm exec-protocol v1 adapter for node-redlock (npm "redlock" v5, over ioredis).
 //
 // Uses node-redlock the way a TypeScript service would: one ioredis client per node (ALL
-// the nodes in LOCKSTORM_SERVERS), one Redlock over them, acquire / release / extend on Lock
+// the nodes in LOCKSTORM_SERVER_URLS), one Redlock over them, acquire / release / extend on Lock
 // objects. The lease handed to lockstorm is the Lock's random value, which keys a Map of the
 // live Lock objects. See docs/exec-protocol.md.
 //
@@ -17,15 +17,32 @@ const { default: Redlock, ExecutionError, ResourceLockedError } = require("redlo
 const RETRY_DELAY_MS = 50;
 const RETRY_JITTER_MS = 25;
 
-const clients = process.env.LOCKSTORM_SERVERS.split(",").map((hostPort) => {
-  const i = hostPort.lastIndexOf(":");
-  const client = new Redis({
-    host: hostPort.slice(0, i),
-    port: Number(hostPort.slice(i + 1)),
-    maxRetriesPerRequest: 1,
-    commandTimeout: 1000,
-  });
-  client.on("error", (e) => console.error(`ioredis ${hostPort}: ${e.message}`));
+// Every node as lockstorm describes it (docs/exec-protocol.md): URLs with the database and
+// rediss:// for TLS, the password and the TLS files in the environment.
+const env = process.env;
+const urls = (env.LOCKSTORM_SERVER_URLS || "").split(",").filter((u) => u);
+const tlsNames = (env.LOCKSTORM_TLS_SERVER_NAMES || "").split(",");
+const nodes = urls.length
+  ? urls
+  : env.LOCKSTORM_SERVERS.split(",").map((hostPort) => `redis://${hostPort}`); // older lockstorm
+const clients = nodes.map((url, n) => {
+  const options = { maxRetriesPerRequest: 1, commandTimeout: 1000 };
+  if (env.LOCKSTORM_REDIS_PASSWORD) options.password = env.LOCKSTORM_REDIS_PASSWORD;
+  if (url.startsWith("rediss://")) {
+    const fs = require("fs");
+    options.tls = { rejectUnauthorized: !env.LOCKSTORM_TLS_INSECURE };
+    const name = tlsNames[n];
+    if (name && !require("net").isIP(name)) options.tls.servername = name; // behind a proxy
+    if (name && require("net").isIP(name)) {
+      // An IP in the certificate: check it against the real server's, not the proxy's.
+      options.tls.checkServerIdentity = (_host, cert) => require("tls").checkServerIdentity(name, cert);
+    }
+    if (env.LOCKSTORM_TLS_CA_CERT) options.tls.ca = fs.readFileSync(env.LOCKSTORM_TLS_CA_CERT);
+    if (env.LOCKSTORM_TLS_CERT) options.tls.cert = fs.readFileSync(env.LOCKSTORM_TLS_CERT);
+    if (env.LOCKSTORM_TLS_KEY) options.tls.key = fs.readFileSync(env.LOCKSTORM_TLS_KEY);
+  }
+  const client = new Redis(url, options);
+  client.on("error", (e) => console.error(`ioredis ${url}: ${e.message}`));
   return client;
 });
 const redlock = new Redlock(clients, {

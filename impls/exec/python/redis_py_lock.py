@@ -4,7 +4,7 @@
 Drives the lock the way its users use it:
     lock = r.lock(key, timeout=ttl_s, blocking_timeout=wait_s)
     lock.acquire(blocking=...); lock.extend(t, replace_ttl=True); lock.release()
-against the first server of LOCKSTORM_SERVERS. See docs/exec-protocol.md.
+against the first server of LOCKSTORM_SERVER_URLS. See docs/exec-protocol.md.
 
 Run it as:  --impl 'redis-py=exec:/usr/bin/python3 impls/exec/python/redis_py_lock.py'
 Copy it to test your own Python lock: only handle() needs to change.
@@ -17,9 +17,27 @@ import redis
 from redis.exceptions import LockError, RedisError
 
 
+def connect():
+    """The first server, as lockstorm describes it (docs/exec-protocol.md): its URL (database,
+    user, rediss:// for TLS), the password and the TLS files from the environment."""
+    url = os.environ.get("LOCKSTORM_SERVER_URLS", "").split(",")[0]
+    if not url:  # an older lockstorm: host:port only
+        url = "redis://" + os.environ["LOCKSTORM_SERVERS"].split(",")[0]
+    kw = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    if os.environ.get("LOCKSTORM_REDIS_PASSWORD"):
+        kw["password"] = os.environ["LOCKSTORM_REDIS_PASSWORD"]
+    if url.startswith("rediss://"):
+        kw["ssl_cert_reqs"] = "none" if os.environ.get("LOCKSTORM_TLS_INSECURE") else "required"
+        for env, arg in (("LOCKSTORM_TLS_CA_CERT", "ssl_ca_certs"),
+                         ("LOCKSTORM_TLS_CERT", "ssl_certfile"),
+                         ("LOCKSTORM_TLS_KEY", "ssl_keyfile")):
+            if os.environ.get(env):
+                kw[arg] = os.environ[env]
+    return redis.Redis.from_url(url, **kw)
+
+
 def main():
-    host, port = os.environ["LOCKSTORM_SERVERS"].split(",")[0].rsplit(":", 1)
-    r = redis.Redis(host=host, port=int(port), socket_timeout=2, socket_connect_timeout=2)
+    r = connect()
     held = {}  # lease -> redis.lock.Lock: the objects a user's code would keep
 
     def handle(req):
