@@ -53,6 +53,11 @@ int main(int argc, char** argv) {
       "Exit codes: 0 no unexpected violation, 1 safety violation, 2 liveness violation, "
       "3 inconclusive, 4 usage/configuration/infrastructure error."};
   app.require_subcommand(1);
+  app.footer(
+      "Environment: an option marked (Env:NAME) also reads NAME. LOCKSTORM_REDIS_PASSWORD is the "
+      "AUTH password of --servers/--sentinel servers (never written to a report or log).\n"
+      "Quick start: scripts/run.sh (the default comparison), scripts/test.sh (the tests). "
+      "Docs: README.md, ARCHITECTURE.md, docs/.");
   app.set_version_flag("--version",
                        std::string(LOCKSTORM_VERSION) + " (" + LOCKSTORM_GIT_REVISION + ")");
 
@@ -69,7 +74,9 @@ int main(int argc, char** argv) {
          "Locks to test: built-in names (comma-separated; default: all built-in), or "
          "'exec:COMMAND' / 'NAME=exec:COMMAND' / 'exec:@file.json' for a plug-in. Repeatable.")
       ->envname("LOCKSTORM_IMPL");
-  run->add_option("--scenario", ro.scenario, "Built-in scenario name (see `lockstorm list`)")
+  run->add_option("--scenario", ro.scenario,
+                  "Built-in scenario name (see `lockstorm list`; default contention), or a "
+                  "scenario file NAME.json (docs/scenario-format.md)")
       ->envname("LOCKSTORM_SCENARIO");
   auto* o_clients =
       run->add_option("--clients", clients, "Concurrent clients (scenario default: 16)");
