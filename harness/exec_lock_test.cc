@@ -9,6 +9,9 @@
 #include <fstream>
 #include <string>
 
+#include "harness/redis_server.h"
+#include "harness/tls.h"
+
 namespace lockstorm {
 namespace {
 
@@ -44,6 +47,33 @@ std::string ParseError(const std::string& value) {
   EXPECT_NE(s.message().find("--impl"), std::string::npos) << s.message();
   EXPECT_EQ(s.message().find('\n'), std::string::npos) << s.message();
   return s.message();
+}
+
+TEST(ServerEnvironmentTest, UrlsWithDatabaseAndUserButNeverThePassword) {
+  std::vector<ServerAddress> servers;
+  ASSERT_TRUE(
+      ParseServerList("--servers", "redis://app%40ops:pw@h1:6379/2,redis://h2:7000", &servers)
+          .ok());
+  auto env = ServerEnvironment(servers);
+  EXPECT_EQ(env["LOCKSTORM_SERVER_URLS"], "redis://app%40ops@h1:6379/2,redis://h2:7000/0");
+  EXPECT_EQ(env["LOCKSTORM_REDIS_PASSWORD"], "pw");
+  EXPECT_EQ(env.count("LOCKSTORM_TLS_SERVER_NAMES"), 0u);
+  for (const auto& [name, value] : env)
+    if (name != "LOCKSTORM_REDIS_PASSWORD") EXPECT_EQ(value.find("pw@"), std::string::npos);
+
+  // rediss:// behind a fault proxy: the URL is the proxy's, the name the server's.
+  TlsOptions tls;
+  tls.ca_file = "";  // the system's CAs
+  tls.verify = false;
+  ASSERT_TRUE(ParseServerList("--servers", "rediss://cache.example:6380", &servers, "", tls).ok());
+  servers[0].tls_name = servers[0].host;
+  servers[0].host = "127.0.0.1";
+  servers[0].port = 41000;
+  env = ServerEnvironment(servers);
+  EXPECT_EQ(env["LOCKSTORM_SERVER_URLS"], "rediss://127.0.0.1:41000/0");
+  EXPECT_EQ(env["LOCKSTORM_TLS_SERVER_NAMES"], "cache.example");
+  EXPECT_EQ(env["LOCKSTORM_TLS_INSECURE"], "1");
+  EXPECT_EQ(env.count("LOCKSTORM_REDIS_PASSWORD"), 0u);
 }
 
 TEST(IsExecImplTest, RecognizesBothForms) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "harness/tls.h"
+
 namespace lockstorm {
 namespace {
 
@@ -133,13 +135,39 @@ TEST(ParseServerListTest, BadUrlsAreNamedWithoutTheirPassword) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("bad database 'x'"), std::string::npos) << s.message();
   EXPECT_EQ(s.message().find("hunter2"), std::string::npos) << s.message();
-  s = ParseServerList("--servers", "rediss://u:hunter2@h:6380", &out);
+  TlsOptions missing_ca;
+  missing_ca.ca_file = "/nonexistent/ca.pem";
+  s = ParseServerList("--servers", "rediss://u:hunter2@h:6380", &out, "", missing_ca);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("rediss:// (TLS) is not supported yet"), std::string::npos);
+  EXPECT_EQ(s.message().rfind("--tls-ca-cert: cannot load '/nonexistent/ca.pem'", 0), 0u)
+      << s.message();
   EXPECT_EQ(s.message().find("hunter2"), std::string::npos) << s.message();
   s = ParseServerList("--servers", "redis://u:hunter2@h:99999", &out);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message().find("hunter2"), std::string::npos) << s.message();
+}
+
+TEST(ParseServerListTest, RedissUrlsShareOneTlsContextAndPlainOnesHaveNone) {
+  std::vector<ServerAddress> out;
+  Status s = ParseServerList(
+      "--servers", "rediss://u:pw@cache.example:6380/1,REDISS://h2,redis://h3,h4:7000", &out);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[0].host, "cache.example");
+  EXPECT_EQ(out[0].port, 6380);
+  EXPECT_EQ(out[0].user, "u");
+  EXPECT_EQ(out[0].password, "pw");
+  EXPECT_EQ(out[0].db, 1);
+  ASSERT_NE(out[0].tls, nullptr);
+  EXPECT_TRUE(out[0].tls->verify());
+  EXPECT_EQ(out[1].port, 6379);
+  EXPECT_EQ(out[1].tls, out[0].tls);  // one configuration for the list
+  EXPECT_EQ(out[2].tls, nullptr);
+  EXPECT_EQ(out[3].tls, nullptr);
+  TlsOptions insecure;
+  insecure.verify = false;
+  ASSERT_TRUE(ParseServerList("--servers", "rediss://h", &out, "", insecure).ok());
+  EXPECT_FALSE(out[0].tls->verify());
 }
 
 TEST(ParseServerListTest, PasswordsMayHoldSlashesAtSignsAndEscapedCommas) {
