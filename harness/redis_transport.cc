@@ -376,24 +376,34 @@ class RedisTransport : public Transport {
       return std::move(Fanout(one_node_, cmd, timeout_us, nullptr)[0]);
     }
     const int64_t deadline_us = MonoUs() + timeout_us;
-    wire_.clear();
-    AppendRespCommand(cmd, &wire_);
+    // Formatted into the thread's scratch buffer (hot in cache, where 1000 clients' own
+    // buffers would be cold); a send that must wait moves the rest into this transport's own
+    // buffer first, since other fibers of the thread reuse the scratch meanwhile.
+    thread_local std::string scratch;
+    scratch.clear();
+    AppendRespCommand(cmd, &scratch);
+    const std::string* wire = &scratch;
     size_t written = 0;
     bool waited = false;  // for the socket to drain: the time left is no longer timeout_us
-    for (int round = 0; round < kMaxRounds && written < wire_.size(); ++round) {
-      const ssize_t n = c->Send(wire_.data() + written, wire_.size() - written);
+    for (int round = 0; round < kMaxRounds && written < wire->size(); ++round) {
+      const ssize_t n = c->Send(wire->data() + written, wire->size() - written);
       if (n > 0) {
         written += static_cast<size_t>(n);
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (wire == &scratch) {
+          wire_.assign(scratch, written);
+          wire = &wire_;
+          written = 0;
+        }
         if (!WaitReady(c->fd(), POLLOUT, deadline_us)) break;
         waited = true;
       } else {
         return Fail(c, Reply::IoError("send " + c->addr().ToString() + ": " + c->ErrorText()));
       }
     }
-    if (written < wire_.size()) return Fail(c, NoReply(c, timeout_us));
+    if (written < wire->size()) return Fail(c, NoReply(c, timeout_us));
     // Usually the send went straight out: the time left is still timeout_us, less the few
     // microseconds of the send (which the SO_RCVTIMEO margin covers) — no clock read.
     return ReadReply(c, deadline_us, timeout_us, waited ? -1 : timeout_us);
