@@ -273,7 +273,10 @@ class ExecLockImpl : public ExecLock {
         client_id_(std::move(client_id)),
         seed_(seed),
         servers_(std::move(servers)),
+        child_env_(ServerEnvironment(servers_)),
         stderr_path_(std::move(stderr_path)) {
+    child_env_["LOCKSTORM_CLIENT"] = client_id_;
+    child_env_["LOCKSTORM_SEED"] = std::to_string(seed_);
     if (pipe2(wake_fds_, O_CLOEXEC | O_NONBLOCK) != 0) wake_fds_[0] = wake_fds_[1] = -1;
   }
 
@@ -541,14 +544,7 @@ class ExecLockImpl : public ExecLock {
       if (proc_) return true;
       SpawnOptions opts;
       opts.argv = {"/bin/sh", "-c", spec_.command};
-      std::string servers;
-      for (size_t i = 0; i < servers_.size(); ++i) {
-        servers += (i ? "," : "") + servers_[i].ToString();
-      }
-      opts.env = ServerEnvironment(servers_);
-      opts.env["LOCKSTORM_SERVERS"] = servers;
-      opts.env["LOCKSTORM_CLIENT"] = client_id_;
-      opts.env["LOCKSTORM_SEED"] = std::to_string(seed_);
+      opts.env = child_env_;
       opts.stderr_path = stderr_path_;
       opts.pipe_stdio = true;
       Status s = Spawn(opts, &proc_);
@@ -731,6 +727,7 @@ class ExecLockImpl : public ExecLock {
   const std::string client_id_;
   const uint64_t seed_;
   const std::vector<ServerAddress> servers_;
+  std::map<std::string, std::string> child_env_;  // the plug-in's environment (set once)
   const std::string stderr_path_;
 
   mutable std::mutex mu_;  // guards proc_ and crashed_ (Crash runs on another thread)
@@ -794,8 +791,8 @@ Status ParseExecImpl(const std::string& impl_flag_value, ExecSpec* out) {
 
 std::map<std::string, std::string> ServerEnvironment(const std::vector<ServerAddress>& servers) {
   std::map<std::string, std::string> env;
-  std::string urls, names;
-  bool tls = false;
+  std::string host_ports, urls, names;
+  const ServerAddress* first_tls = nullptr;
   for (size_t i = 0; i < servers.size(); ++i) {
     const ServerAddress& a = servers[i];
     std::string user;
@@ -808,24 +805,23 @@ std::map<std::string, std::string> ServerEnvironment(const std::vector<ServerAdd
         user += buf;
       }
     }
-    urls += (i ? "," : "") + std::string(a.tls ? "rediss://" : "redis://") +
-            (user.empty() ? "" : user + "@") + a.ToString() + "/" + std::to_string(a.db);
-    names += (i ? "," : "") + (a.tls_name.empty() ? a.host : a.tls_name);
-    tls = tls || a.tls != nullptr;
+    const std::string sep = i ? "," : "";
+    host_ports += sep + a.ToString();
+    urls += sep + (a.tls ? "rediss://" : "redis://") + (user.empty() ? "" : user + "@") +
+            a.ToString() + "/" + std::to_string(a.db);
+    names += sep + a.TlsName();
+    if (a.tls && !first_tls) first_tls = &a;
   }
+  env["LOCKSTORM_SERVERS"] = host_ports;
   env["LOCKSTORM_SERVER_URLS"] = urls;
   if (!servers.empty() && !servers[0].password.empty())
     env["LOCKSTORM_REDIS_PASSWORD"] = servers[0].password;
-  if (tls) {
-    for (const ServerAddress& a : servers) {
-      if (!a.tls) continue;
-      const TlsOptions& o = a.tls->options();
-      if (!o.ca_file.empty()) env["LOCKSTORM_TLS_CA_CERT"] = o.ca_file;
-      if (!o.cert_file.empty()) env["LOCKSTORM_TLS_CERT"] = o.cert_file;
-      if (!o.key_file.empty()) env["LOCKSTORM_TLS_KEY"] = o.key_file;
-      if (!o.verify) env["LOCKSTORM_TLS_INSECURE"] = "1";
-      break;
-    }
+  if (first_tls) {
+    const TlsOptions& o = first_tls->tls->options();
+    if (!o.ca_file.empty()) env["LOCKSTORM_TLS_CA_CERT"] = o.ca_file;
+    if (!o.cert_file.empty()) env["LOCKSTORM_TLS_CERT"] = o.cert_file;
+    if (!o.key_file.empty()) env["LOCKSTORM_TLS_KEY"] = o.key_file;
+    if (!o.verify) env["LOCKSTORM_TLS_INSECURE"] = "1";
     env["LOCKSTORM_TLS_SERVER_NAMES"] = names;
   }
   return env;

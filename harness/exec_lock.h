@@ -99,7 +99,8 @@ std::unique_ptr<Lock> NewExecLock(const ExecSpec& spec, const std::string& clien
                                   const std::vector<ServerAddress>& servers,
                                   const std::string& stderr_path);
 
-// What a plug-in is told of `servers` beyond host:port (docs/exec-protocol.md):
+// What a plug-in is told of `servers` (docs/exec-protocol.md):
+//   LOCKSTORM_SERVERS           host:port per node, comma-separated
 //   LOCKSTORM_SERVER_URLS       redis[s]://[user@]host:port/db per node, comma-separated (never
 //                               a password)
 //   LOCKSTORM_REDIS_PASSWORD    the servers' password (the first node's), when there is one

@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
       ->envname("LOCKSTORM_TLS_CERT");
   run->add_option("--tls-key", ro.tls.key_file, "rediss://: the private key of --tls-cert (PEM)")
       ->envname("LOCKSTORM_TLS_KEY");
-  run->add_flag("--tls-insecure", ro.tls_insecure,
+  bool tls_insecure = false;
+  run->add_flag("--tls-insecure", tls_insecure,
                 "rediss://: accept any server certificate (no CA or name check)")
       ->envname("LOCKSTORM_TLS_INSECURE");
   run->add_option("--nodes", ro.nodes,
@@ -307,6 +308,7 @@ int main(int argc, char** argv) {
   if (*o_seed) ro.seed = seed;
   if (*o_rate) ro.rate_per_s = rate_per_s;
   if (*o_client_threads) ro.client_threads = client_threads;
+  ro.tls.verify = !tls_insecure;
   for (int i = 0; i < argc; ++i) ro.command_line += (i ? " " : "") + std::string(argv[i]);
   ro.command_line = RedactPasswords(ro.command_line);  // a redis:// URL may carry one
   return RunCommand(ro);

@@ -22,7 +22,6 @@ Status LinkGrid::Start(int clients, const std::vector<ServerAddress>& nodes, uin
   auto g = std::unique_ptr<LinkGrid>(new LinkGrid());
   g->clients_ = clients;
   g->nodes_ = static_cast<int>(nodes.size());
-  g->upstreams_ = nodes;
   for (int c = 0; c < clients; ++c) {
     for (int n = 0; n < g->nodes_; ++n) {
       FaultProxyOptions o;
@@ -40,14 +39,13 @@ Status LinkGrid::Start(int clients, const std::vector<ServerAddress>& nodes, uin
 std::vector<ServerAddress> LinkGrid::ClientServers(int client) const {
   std::vector<ServerAddress> v;
   for (int n = 0; n < nodes_; ++n) {
-    ServerAddress a = links_[static_cast<size_t>(client * nodes_ + n)]->address();
-    // The proxy forwards bytes: AUTH, SELECT and TLS still go to the server behind it.
-    const ServerAddress& up = upstreams_[static_cast<size_t>(n)];
-    a.user = up.user;
-    a.password = up.password;
-    a.db = up.db;
-    a.tls = up.tls;  // TLS passes through the proxy too, and the certificate names the server
-    a.tls_name = up.tls_name.empty() ? up.host : up.tls_name;
+    const FaultProxy& link = *links_[static_cast<size_t>(client * nodes_ + n)];
+    // The proxy forwards bytes: AUTH, SELECT and TLS still go to the server behind it, and
+    // its certificate names that server, not the proxy's address.
+    ServerAddress a = link.upstream();
+    a.tls_name = a.TlsName();
+    a.host = link.address().host;
+    a.port = link.address().port;
     v.push_back(std::move(a));
   }
   return v;
@@ -152,12 +150,6 @@ Nemesis::Nemesis(const Scenario& scenario, NemesisTargets targets)
 }
 
 Nemesis::~Nemesis() { HealAll(); }
-
-bool Nemesis::NeedsEmbedded(const Scenario& s) {
-  for (const auto& e : s.nemesis)
-    if (IsNodeFault(e.fault)) return true;
-  return s.replicas > 0;
-}
 
 Scenario Nemesis::WithoutServerFaults(const Scenario& s, std::vector<std::string>* skipped) {
   Scenario out = s;

@@ -67,7 +67,6 @@ class LinkGrid {
 
  private:
   int clients_ = 0, nodes_ = 0;
-  std::vector<ServerAddress> upstreams_;  // the nodes behind the proxies (their AUTH, SELECT)
   std::vector<std::unique_ptr<FaultProxy>> links_;
 };
 
@@ -97,13 +96,11 @@ class Nemesis : public FaultSchedule {
   Nemesis(const Scenario& scenario, NemesisTargets targets);
   ~Nemesis() override;  // HealAll() if still running
 
-  // Which targets `scenario` needs: embedded servers (node/clock/replication faults), a link
-  // grid (link faults, failover with a grid to redirect), replicas.
-  static bool NeedsEmbedded(const Scenario& scenario);
+  // Whether `scenario` needs a link grid (link faults, failover with a grid to redirect).
   static bool NeedsLinks(const Scenario& scenario);
 
   // `scenario` made safe for servers lockstorm did not start (--servers): without the events
-  // that kill, pause, restart, fail over or skew a redis-server (NeedsEmbedded), and without
+  // that kill, pause, restart, fail over or skew a redis-server, and without
   // replicas. Appends one line per dropped part to `skipped`, e.g.
   // "at 2.0 s: clock-jump nodes [0] by 500 ms" (why: the caller's words).
   static Scenario WithoutServerFaults(const Scenario& scenario, std::vector<std::string>* skipped);

@@ -62,6 +62,17 @@ std::string Lower(std::string s) {
   return s;
 }
 
+// "6379" -> 6379: one to five decimal digits, nothing else; -1 otherwise (a port, a database).
+int ParseSmallDecimal(const std::string& s) {
+  if (s.empty() || s.size() > 5) return -1;
+  int v = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return -1;
+    v = v * 10 + (ch - '0');
+  }
+  return v;
+}
+
 // "%2C" -> ","; a malformed escape is kept as it is.
 std::string PercentDecode(const std::string& s) {
   std::string out;
@@ -497,13 +508,11 @@ Status ParseServerList(const std::string& flag, const std::string& list,
       const size_t slash = entry.find('/');
       if (slash != std::string::npos) {
         const std::string d = entry.substr(slash + 1);
-        const bool ok = !d.empty() && d.size() <= 5 && std::all_of(d.begin(), d.end(), [](char ch) {
-          return ch >= '0' && ch <= '9';
-        });
-        if (!d.empty() && !ok)
+        const int parsed = ParseSmallDecimal(d);
+        if (!d.empty() && parsed < 0)
           return Status::InvalidArgument(flag + ": bad database '" + d +
                                          "' in a redis:// URL (expected a number: /0 .. /15)");
-        db = ok ? std::stoi(d) : 0;
+        db = parsed < 0 ? 0 : parsed;
         entry = entry.substr(0, slash);
       }
       if (entry.find(':') == std::string::npos && !entry.empty() && entry[0] != '[')
@@ -533,10 +542,7 @@ Status ParseServerList(const std::string& flag, const std::string& list,
           flag + ": missing host in '" + RedactPasswords(entry) +
           "' (expected host:port or redis://[user:password@]host:port[/db])");
     }
-    bool digits = !port_str.empty() && port_str.size() <= 5 &&
-                  std::all_of(port_str.begin(), port_str.end(),
-                              [](char ch) { return ch >= '0' && ch <= '9'; });
-    int port = digits ? std::stoi(port_str) : 0;
+    const int port = ParseSmallDecimal(port_str);
     if (port < 1 || port > 65535) {
       return Status::InvalidArgument(flag + ": bad port in '" + RedactPasswords(entry) +
                                      "' (must be 1..65535)");
@@ -575,21 +581,20 @@ Status ResolveSentinelMasters(const std::string& flag, const std::string& spec,
     names.push_back(name);
   }
   std::vector<ServerAddress> masters;
+  auto t = NewRedisTransport(sentinels);  // one connection per sentinel, for every name
   for (const std::string& name : names) {
     std::string said;
     bool found = false;
-    for (const ServerAddress& sentinel : sentinels) {
-      auto t = NewRedisTransport({sentinel});
-      const Reply r = t->Call(0, {"SENTINEL", "get-master-addr-by-name", name}, timeout_ms * 1000);
+    for (int i = 0; i < t->node_count(); ++i) {
+      const ServerAddress& sentinel = sentinels[static_cast<size_t>(i)];
+      const Reply r = t->Call(i, {"SENTINEL", "get-master-addr-by-name", name}, timeout_ms * 1000);
       if (r.type == Reply::Type::kArray && r.elements.size() == 2) {
         const std::string& port = r.elements[1].str;
-        const bool digits =
-            !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), ::isdigit);
-        if (!digits) {
+        if (ParseSmallDecimal(port) < 0) {
           said += (said.empty() ? "" : "; ") + sentinel.ToString() + ": bad port '" + port + "'";
           continue;
         }
-        ServerAddress m(r.elements[0].str, std::stoi(port));
+        ServerAddress m(r.elements[0].str, ParseSmallDecimal(port));
         m.password = env_password;
         m.tls = sentinel.tls;
         masters.push_back(std::move(m));

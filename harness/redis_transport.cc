@@ -264,8 +264,7 @@ class Connection {
   std::string Connected(int64_t deadline_us) {
     const int64_t handshake_deadline_us = std::min(deadline_us, MonoUs() + kHandshakeTimeoutUs);
     if (addr_.tls) {  // TLS first; its socket stays non-blocking
-      tls_ = std::make_unique<TlsSession>(*addr_.tls, fd_,
-                                          addr_.tls_name.empty() ? addr_.host : addr_.tls_name);
+      tls_ = std::make_unique<TlsSession>(*addr_.tls, fd_, addr_.TlsName());
       if (std::string e = tls_->Handshake(handshake_deadline_us); !e.empty()) {
         Close();
         return e + " (" + addr_.ToString() + ")";
@@ -599,23 +598,20 @@ class RedisTransport : public Transport {
         }
         break;
       }
-      // TLS may hold decrypted bytes that poll() cannot see: read those first.
-      bool buffered = false;
+      fds.clear();
+      idx.clear();
+      bool buffered = false;  // TLS held decrypted bytes, which poll() cannot see: read them
       for (size_t i = 0; i < p.size(); ++i) {
         if (p[i].st == St::kReading && p[i].conn->Buffered()) {
           try_read(i);
           buffered = true;
         }
-      }
-      if (buffered) continue;
-      fds.clear();
-      idx.clear();
-      for (size_t i = 0; i < p.size(); ++i) {
         if (p[i].st == St::kDone) continue;
         short ev = p[i].st == St::kReading ? POLLIN : POLLOUT;
         fds.push_back({p[i].conn->fd(), ev, 0});
         idx.push_back(i);
       }
+      if (buffered) continue;  // decided, or read again without waiting
       if (fds.empty()) break;
       int64_t left_us = deadline_us - MonoUs();
       if (left_us <= 0) break;

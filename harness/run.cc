@@ -368,25 +368,22 @@ int RunCommand(const RunOptions& o) {
   std::vector<ServerAddress> external;
   const char* env_password_or_null = std::getenv("LOCKSTORM_REDIS_PASSWORD");
   const std::string env_password = env_password_or_null ? env_password_or_null : "";
-  TlsOptions tls = o.tls;
-  tls.verify = !o.tls_insecure;
   if (!o.servers.empty() && !o.sentinel.empty())
     return UsageError("--sentinel: give --servers or --sentinel, not both");
   if (!o.servers.empty()) {
-    if (Status s = ParseServerList("--servers", o.servers, &external, env_password, tls); !s.ok())
+    if (Status s = ParseServerList("--servers", o.servers, &external, env_password, o.tls); !s.ok())
       return UsageError(s.message());
   }
   if (!o.sentinel.empty()) {
     if (Status s =
-            ResolveSentinelMasters("--sentinel", o.sentinel, env_password, tls, 2000, &external);
+            ResolveSentinelMasters("--sentinel", o.sentinel, env_password, o.tls, 2000, &external);
         !s.ok())
       return UsageError(s.message());
   }
   // Faults on processes, clocks and replication are destructive: only on our own servers. On
   // others they are skipped, and the console, config.json and every report say which and why.
   std::vector<std::string> skipped_faults;
-  if (!external.empty() && Nemesis::NeedsEmbedded(scenario))
-    scenario = Nemesis::WithoutServerFaults(scenario, &skipped_faults);
+  if (!external.empty()) scenario = Nemesis::WithoutServerFaults(scenario, &skipped_faults);
   const uint64_t seed =
       o.seed ? *o.seed : std::random_device{}() * 0x100000000ULL + std::random_device{}();
   const std::time_t start_time = std::time(nullptr);
@@ -409,15 +406,14 @@ int RunCommand(const RunOptions& o) {
     return UsageError(s.message());
   // Plug-ins are told the servers' URLs and one password (harness/exec_lock.h
   // ServerEnvironment): servers with different passwords cannot be described to them.
-  for (const ImplUnderTest& i : impls) {
-    if (i.builtin) continue;
-    for (const ServerAddress& a : external) {
-      if (a.password != external[0].password)
-        return UsageError("--servers: plug-in '" + i.name +
-                          "' is given one password (LOCKSTORM_REDIS_PASSWORD), but the servers' "
-                          "passwords differ");
-    }
-  }
+  const bool one_password = std::all_of(external.begin(), external.end(), [&](const auto& a) {
+    return a.password == external[0].password;
+  });
+  for (const ImplUnderTest& i : impls)
+    if (!i.builtin && !one_password)
+      return UsageError("--servers: plug-in '" + i.name +
+                        "' is given one password (LOCKSTORM_REDIS_PASSWORD), but the servers' "
+                        "passwords differ");
 
   // --- servers.
   int nodes = 1;

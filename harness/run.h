@@ -27,7 +27,6 @@ struct RunOptions {
   std::string out_dir;           // the run directory; default runs/<time>-<seed>
   std::string servers;           // external servers "host:port,..." (empty: embedded)
   TlsOptions tls;                // for rediss:// servers (and sentinels)
-  bool tls_insecure = false;     // --tls-insecure: tls.verify = false
   // "host:port[,host:port...]/MASTER": the servers are the masters Sentinel names (one per
   // MASTER, comma-separated after the '/'), asked of the first sentinel that answers.
   std::string sentinel;

@@ -124,10 +124,6 @@ struct Shared {
   // released. An ok acquire completing before the previous lease's deadline is an overlap
   // seen live (a hint for the progress line; the checker decides from the history).
   std::vector<std::atomic<int64_t>>* holders = nullptr;
-  // Fibers: the statistics of the calling scheduler thread, shared by its clients (one hot
-  // set of histograms and counters instead of one cold set per client; merged like them).
-  // Null with a thread per client.
-  std::function<RunStats*()> thread_stats = nullptr;
 };
 
 // The harness's own view of a lock key: GET and PTTL on every node the impl uses, directly
@@ -216,7 +212,6 @@ class Client : public LockObserver {
 
   void Run() {
     const Workload& w = sh_.scenario->workload;
-    if (sh_.thread_stats) stats_ = sh_.thread_stats();
     if (w.rate_per_s > 0) {
       // Open loop: this client's share of the rate, staggered among the clients.
       const double per_client = w.rate_per_s / static_cast<double>(w.clients);
@@ -739,39 +734,25 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   std::vector<std::atomic<int64_t>> holders(sh.keys.size());
   sh.holders = &holders;
 
-  std::vector<RunStats> per_client(static_cast<size_t>(w.clients));
-  std::mutex thread_stats_mu;
-  std::map<std::thread::id, std::unique_ptr<RunStats>> thread_stats;  // under thread_stats_mu
-  if (ctx.client_threads > 0) {
-    sh.thread_stats = [&] {
-      std::lock_guard<std::mutex> lock(thread_stats_mu);
-      std::unique_ptr<RunStats>& st = thread_stats[std::this_thread::get_id()];
-      if (!st) {
-        st = std::make_unique<RunStats>();
-        st->acquired_per_client.assign(static_cast<size_t>(w.clients), 0);
-      }
-      return st.get();
-    };
-  }
+  // Statistics: one RunStats per client thread, or with fibers one per scheduler thread,
+  // shared by its clients (fiber i runs on thread i % threads: one hot set of histograms and
+  // counters instead of 1000 cold ones). Merged below either way.
+  const bool fibers = ctx.client_threads > 0;
+  const int stats_slots = fibers ? std::clamp(ctx.client_threads, 1, w.clients) : w.clients;
+  std::vector<RunStats> per_slot(static_cast<size_t>(stats_slots));
+  for (RunStats& st : per_slot) st.acquired_per_client.assign(static_cast<size_t>(w.clients), 0);
+  auto stats_of = [&](int client) { return &per_slot[static_cast<size_t>(client % stats_slots)]; };
   std::vector<std::unique_ptr<Client>> clients;
-  for (int i = 0; i < w.clients; ++i) {
-    // With fibers a client records its cycles in its thread's stats (sh.thread_stats).
-    if (ctx.client_threads == 0)
-      per_client[static_cast<size_t>(i)].acquired_per_client.assign(static_cast<size_t>(w.clients),
-                                                                    0);
-    clients.push_back(std::make_unique<Client>(i, sh));
-  }
+  for (int i = 0; i < w.clients; ++i) clients.push_back(std::make_unique<Client>(i, sh));
   Control control(&clients, &board);
   // Every client prepares (connects, starts its plug-in), then all start together.
-  const bool fibers = ctx.client_threads > 0;
   std::exception_ptr fiber_error;
   std::latch prepared(fibers ? 0 : w.clients);
   std::latch go(1);
   std::vector<std::thread> threads;
   if (fibers) {
-    fiber::RunFibers(w.clients, ctx.client_threads, [&](int i) {
-      clients[static_cast<size_t>(i)]->Prepare(&per_client[static_cast<size_t>(i)]);
-    });
+    fiber::RunFibers(w.clients, ctx.client_threads,
+                     [&](int i) { clients[static_cast<size_t>(i)]->Prepare(stats_of(i)); });
     threads.emplace_back([&] {
       go.wait();
       try {
@@ -785,7 +766,7 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
     for (int i = 0; i < w.clients; ++i) {
       threads.emplace_back([&, i] {
         Client& c = *clients[static_cast<size_t>(i)];
-        c.Prepare(&per_client[static_cast<size_t>(i)]);
+        c.Prepare(stats_of(i));
         prepared.count_down();
         go.wait();
         c.Run();
@@ -835,11 +816,7 @@ RunStats RunWorkload(const ImplUnderTest& impl, const Scenario& scenario, const 
   total.impl = impl.name;
   total.scenario = scenario.name;
   total.acquired_per_client.assign(static_cast<size_t>(w.clients), 0);
-  std::vector<const RunStats*> all;
-  for (const RunStats& s : per_client) all.push_back(&s);
-  for (const auto& [thread, s] : thread_stats) all.push_back(s.get());
-  for (const RunStats* each : all) {
-    const RunStats& s = *each;
+  for (const RunStats& s : per_slot) {
     total.attempts += s.attempts;
     total.acquires += s.acquires;
     total.acquired += s.acquired;

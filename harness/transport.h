@@ -92,6 +92,7 @@ struct ServerAddress {
   std::shared_ptr<const TlsContext> tls;
   std::string tls_name;
   std::string ToString() const { return host + ":" + std::to_string(port); }
+  const std::string& TlsName() const { return tls_name.empty() ? host : tls_name; }
   // `text` (a server's error, which may echo AUTH's arguments) with the password as "***".
   std::string HidePassword(std::string text) const {
     if (password.empty()) return text;

@@ -627,7 +627,7 @@ std::string RenderHtml(const json& report, const std::vector<Event>& history) {
                                                                                : "")
          << "</p>\n";
   }
-  const json& ctx = report.is_object() && report.contains("context") ? report["context"] : json();
+  const json& ctx = Context(report);
   if (std::string schedule = Text(ctx, {"config", "schedule"}); !schedule.empty()) {
     body << "<h2>Scenario</h2>\n<p><b>" << HtmlEscape(Text(ctx, {"config", "scenario"}, "?"))
          << "</b>";

@@ -26,6 +26,12 @@ const json* At(const json& j, std::initializer_list<const char*> path) {
   return cur;
 }
 
+const json& Context(const json& report) {
+  static const json kNone = json::object();
+  const json* c = At(report, {"context"});
+  return c != nullptr ? *c : kNone;
+}
+
 std::optional<double> Number(const json& j, std::initializer_list<const char*> path) {
   const json* v = At(j, path);
   if (v == nullptr || !v->is_number()) return std::nullopt;
@@ -142,7 +148,7 @@ std::vector<const json*> FirstViolations(const json& row, size_t per_kind, size_
 }
 
 std::string HeaderLine(const json& report) {
-  const json& c = report.is_object() && report.contains("context") ? report["context"] : json();
+  const json& c = Context(report);
   std::vector<std::string> parts = {
       "lockstorm " + Text(c, {"lockstorm_version"}, "?"),
       "seed " + Text(c, {"seed"}, "?"),
@@ -337,7 +343,7 @@ std::string RenderMarkdown(const json& report) {
     out << "\n";
   }
 
-  const json& c = report.is_object() && report.contains("context") ? report["context"] : json();
+  const json& c = Context(report);
   if (std::string schedule = Text(c, {"config", "schedule"}); !schedule.empty()) {
     out << "\n### Scenario\n\n**" << MdEscape(Text(c, {"config", "scenario"}, "?")) << "**";
     if (std::string d = Text(c, {"config", "scenario_description"}); !d.empty())

@@ -72,6 +72,8 @@ namespace render_internal {
 
 // j[path[0]][path[1]]..., or nullptr when a step is missing or j is not an object there.
 const nlohmann::json* At(const nlohmann::json& j, std::initializer_list<const char*> path);
+// report["context"] (by reference: no copy), or an empty object when there is none.
+const nlohmann::json& Context(const nlohmann::json& report);
 // The number at `path`, or nullopt when it is missing or not a number.
 std::optional<double> Number(const nlohmann::json& j, std::initializer_list<const char*> path);
 // The text at `path`: a string as it is, a number or bool as JSON; `fallback` otherwise.
