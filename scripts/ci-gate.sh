@@ -5,7 +5,7 @@
 # (templates/) call exactly this; run it locally to see what CI will do (docs/ci-gate.md).
 #
 #   scripts/ci-gate.sh --impl 'mylock=exec:python3 my_lock.py' \
-#       [--scenarios contention,client-crash,holder-pause] [--baseline DIR] [--out DIR] \
+#       [--scenarios contention,client-crash] [--baseline DIR] [--out DIR] \
 #       [--repeat 3] [--duration SECONDS] [--clients N] [--seed 1] [--threshold-pct 25]
 #
 # --duration, --clients: seconds per run and clients (default: each scenario's own; a fault
@@ -22,7 +22,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
-impl="" scenarios="contention,client-crash,holder-pause" baseline="" out="runs/ci-gate"
+impl="" scenarios="contention,client-crash" baseline="" out="runs/ci-gate"
 repeat=3 duration="" clients="" seed=1 threshold=25
 die() { echo "ci-gate.sh: $*" >&2; exit 4; }
 while [ $# -gt 0 ]; do
