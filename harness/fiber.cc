@@ -159,6 +159,21 @@ struct Fiber {
   void* tsan_fiber = nullptr;
 };
 
+// epoll data of an edge-triggered registration: this bit, and the fd in the low 32 bits (a
+// one-shot wait's data is its fiber's index << 32 | wait_seq, and indexes stay below 2^31).
+constexpr uint64_t kEdgeTag = uint64_t{1} << 63;
+// Above this an fd is waited on with poll(2) on the thread instead (no per-fd table entry).
+constexpr int kMaxEdgeFd = 1 << 20;
+
+// A socket registered edge-triggered (WaitEdge): the events its edges brought since a wait
+// last consumed them, and the fiber parked on it.
+struct FdState {
+  bool edge = false;  // registered with EPOLLET (false: not registered, or one-shot)
+  uint32_t ready = 0;
+  Fiber* waiter = nullptr;
+  uint32_t interest = 0;  // the waiter's events (epoll bits)
+};
+
 class Scheduler;
 thread_local Scheduler* t_sched = nullptr;
 
@@ -221,6 +236,11 @@ class Scheduler {
       for (size_t i = 0; i < n; ++i) {
         if (fds[i].fd < 0) continue;
         ev.events = PollToEpoll(fds[i].events);
+        if (static_cast<size_t>(fds[i].fd) < fd_states_.size()) {
+          FdState& st = fd_states_[static_cast<size_t>(fds[i].fd)];
+          if (st.waiter != nullptr) return BlockingPoll(fds, n, deadline_us);  // taken
+          st = FdState{};  // one-shot from now on
+        }
         if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fds[i].fd, &ev) == 0) continue;
         if (errno == ENOENT && epoll_ctl(epfd_, EPOLL_CTL_ADD, fds[i].fd, &ev) == 0) continue;
         // Not pollable through epoll (or out of resources): block this thread instead.
@@ -239,6 +259,59 @@ class Scheduler {
       if (r != 0) return r;
     }
     return 0;
+  }
+
+  int WaitEdge(int fd, short events, int64_t deadline_us) {
+    pollfd pfd{fd, events, 0};
+    if (fd < 0 || fd > kMaxEdgeFd) return BlockingPoll(&pfd, 1, deadline_us);
+    const auto i = static_cast<size_t>(fd);
+    if (fd_states_.size() <= i) fd_states_.resize(i + 1);
+    if (fd_states_[i].waiter != nullptr) return BlockingPoll(&pfd, 1, deadline_us);  // taken
+    if (!fd_states_[i].edge) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLET;
+      ev.data.u64 = kEdgeTag | static_cast<uint64_t>(fd);
+      // MOD (from one-shot) and ADD both report the current readiness as a first edge.
+      if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+          (errno != ENOENT || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)) {
+        return BlockingPoll(&pfd, 1, deadline_us);  // not pollable through epoll
+      }
+      fd_states_[i] = FdState{.edge = true};
+    }
+    const uint32_t want = PollToEpoll(events) & ~EPOLLONESHOT;
+    const uint32_t mask = want | EPOLLERR | EPOLLHUP;
+    Fiber* f = current_;
+    for (int round = 0; round < kMaxRounds; ++round) {
+      FdState& st = fd_states_[i];  // again after each park: the table may have grown
+      if (st.ready & mask) {
+        const short revents = static_cast<short>(EpollToPoll(st.ready & mask));
+        st.ready &= ~want;  // consumed: the caller reads (or writes) until EAGAIN again
+        return revents != 0 ? 1 : 0;
+      }
+      // No clock read: a deadline already past fires at the next WaitForEvents.
+      st.waiter = f;
+      st.interest = mask;
+      ++f->wait_seq;
+      SetTimer(f, deadline_us);
+      Park();
+      fd_states_[i].waiter = nullptr;
+      if (!f->woke_by_fd) break;
+    }
+    // The deadline. If the fd was closed and its number reused without ForgetFd, the epoll
+    // registration went with the old file: register the new one, and look once.
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLET;
+    ev.data.u64 = kEdgeTag | static_cast<uint64_t>(fd);
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) {
+      fd_states_[i] = FdState{.edge = true};
+      return ::poll(&pfd, 1, 0);
+    }
+    return 0;
+  }
+
+  void ForgetFd(int fd) {
+    if (fd >= 0 && static_cast<size_t>(fd) < fd_states_.size())
+      fd_states_[static_cast<size_t>(fd)] = FdState{};
   }
 
   bool Yield() {
@@ -413,6 +486,15 @@ class Scheduler {
       n = epoll_wait(epfd_, evs, kMaxEventsPerWait, static_cast<int>((wait_us + 999) / 1000));
     }
     for (int i = 0; i < n; ++i) {
+      if (evs[i].data.u64 & kEdgeTag) {
+        const auto fd = static_cast<size_t>(evs[i].data.u64 & 0xffffffffu);
+        if (fd >= fd_states_.size() || !fd_states_[fd].edge) continue;  // forgotten meanwhile
+        FdState& st = fd_states_[fd];
+        st.ready |= evs[i].events;
+        if (st.waiter != nullptr && st.waiter->parked && (st.ready & st.interest))
+          Wake(st.waiter, true, st.ready & st.interest);
+        continue;
+      }
       const size_t index = static_cast<size_t>(evs[i].data.u64 >> 32);
       const auto seq = static_cast<uint32_t>(evs[i].data.u64);
       if (index >= fibers_.size()) continue;
@@ -481,6 +563,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Fiber>> fibers_;
   std::deque<Fiber*> ready_;
   std::vector<Fiber*> heap_;
+  std::vector<FdState> fd_states_;  // by fd
   Fiber* current_ = nullptr;
 #ifdef LOCKSTORM_FIBER_ASM_SWITCH
   void* main_sp_ = nullptr;  // the scheduler's stack pointer while a fiber runs
@@ -502,6 +585,16 @@ bool InFiber() { return t_sched != nullptr && t_sched->current() != nullptr; }
 int Poll(pollfd* fds, size_t n, int64_t deadline_us) {
   if (InFiber()) return t_sched->Poll(fds, n, deadline_us);
   return BlockingPoll(fds, n, deadline_us);
+}
+
+int WaitEdge(int fd, short events, int64_t deadline_us) {
+  if (InFiber()) return t_sched->WaitEdge(fd, events, deadline_us);
+  pollfd pfd{fd, events, 0};
+  return BlockingPoll(&pfd, 1, deadline_us);
+}
+
+void ForgetFd(int fd) {
+  if (t_sched != nullptr) t_sched->ForgetFd(fd);
 }
 
 bool Yield() { return InFiber() && t_sched->Yield(); }

@@ -5,10 +5,10 @@
 // has returned. Each thread is a small scheduler: it runs its ready fibers in turn, and when
 // none is ready it waits in epoll for the sockets and timers its fibers are parked on.
 //
-// A fiber parks only through the two seams below. RedisTransport (every socket wait),
-// RealClock()->SleepUs (so every Clock sleep, SkewedClock included) and the exec plug-in's
-// pipes call them; on a fiber they park it and run another, anywhere else they block the
-// calling thread exactly as poll(2) and a sleep would. Lock implementations therefore run
+// A fiber parks only through the seams below (Poll, WaitEdge, SleepUntil, Yield). RedisTransport
+// (every socket wait), RealClock()->SleepUs (so every Clock sleep, SkewedClock included) and the
+// exec plug-in's pipes call them; on a fiber they park it and run another, anywhere else they block
+// the calling thread exactly as poll(2) and a sleep would. Lock implementations therefore run
 // unchanged on fibers: they reach the seams through their Transport and Clock.
 //
 // Rules for code on a fiber:
@@ -51,14 +51,26 @@ bool InFiber();
 // poll itself; EINTR is retried). On a fiber the fiber parks; elsewhere the thread blocks.
 int Poll(pollfd* fds, size_t n, int64_t deadline_us);
 
+// Poll for one socket the caller has just found not ready: it read until recv failed with
+// EAGAIN or returned less than it asked for (for POLLIN), or send failed with EAGAIN (for
+// POLLOUT). Returns 1 if ready (possibly spuriously: the caller then meets EAGAIN and waits
+// again), 0 at the deadline, -1 on a poll error. On a fiber the socket stays registered
+// edge-triggered with its thread's epoll, so a wait costs no system call (Poll re-arms a
+// one-shot registration each time); the precondition is what makes edges enough. Call
+// ForgetFd before closing such a socket. Elsewhere: poll(2).
+int WaitEdge(int fd, short events, int64_t deadline_us);
+
+// Before closing an fd that WaitEdge may have registered on this thread (a no-op elsewhere).
+// Forgetting is also detected late: a wait on a reused fd number re-registers at its deadline.
+void ForgetFd(int fd);
+
 // Returns once MonoNowUs() >= deadline_us. On a fiber the fiber parks.
 void SleepUntil(int64_t deadline_us);
 
 // On a fiber, when other fibers of the thread are ready: lets them run first and returns true
 // (the fiber is ready again, not parked). Otherwise returns false at once. RedisTransport
-// yields after sending a request and then tries a non-blocking read before it parks: on a
-// busy thread the reply has usually come meanwhile, which saves arming epoll and a wakeup
-// per round trip; on an idle one nothing is ready and it parks at once.
+// over TLS yields after sending a request and then tries a non-blocking read before it
+// parks: on a busy thread the reply has usually come meanwhile (over TCP it uses WaitEdge).
 bool Yield();
 
 // Stack size of every fiber; the lowest page is a guard (an overflow faults at once).

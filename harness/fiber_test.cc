@@ -1,6 +1,7 @@
 #include "harness/fiber.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -137,6 +138,115 @@ TEST(FiberTest, AnEventOfAnEarlierWaitDoesNotWakeALaterOne) {
     }
   });
   EXPECT_EQ(second_wait, 0);
+}
+
+// Reads what is in the pipe without blocking (the precondition of WaitEdge: drained).
+void Drain(int fd) {
+  char buf[64];
+  for (int i = 0; i < 100 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; ++i) {
+  }
+}
+
+// A connected socket pair (WaitEdge is for sockets), closed by the destructor.
+struct SocketPair {
+  SocketPair() { EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fd), 0); }
+  ~SocketPair() {
+    if (fd[0] >= 0) close(fd[0]);
+    if (fd[1] >= 0) close(fd[1]);
+  }
+  void Put(char c) { EXPECT_EQ(write(fd[1], &c, 1), 1); }
+  int fd[2] = {-1, -1};
+};
+
+TEST(FiberTest, WaitEdgeParksUntilEachNewWrite) {
+  // Three rounds on one registration: every write after a drain wakes the waiter once.
+  SocketPair sp;
+  std::vector<std::string> order;
+  RunFibers(2, 1, [&](int i) {
+    for (int round = 0; round < 3; ++round) {
+      if (i == 0) {
+        order.push_back("wait");
+        EXPECT_EQ(WaitEdge(sp.fd[0], POLLIN, MonoNowUs() + kLongUs), 1);
+        char c = 0;
+        EXPECT_EQ(read(sp.fd[0], &c, 1), 1);
+        order.push_back(std::string("got ") + c);
+        Drain(sp.fd[0]);
+      } else {
+        SleepUntil(MonoNowUs() + 2000);
+        order.push_back("put");
+        sp.Put(static_cast<char>('a' + round));
+        SleepUntil(MonoNowUs() + 2000);  // the reader has read it by then
+      }
+    }
+  });
+  EXPECT_EQ(order, (std::vector<std::string>{"wait", "put", "got a", "wait", "put", "got b", "wait",
+                                             "put", "got c"}));
+}
+
+TEST(FiberTest, WaitEdgeTimesOutAtItsDeadlineAndSeesDataThatCameBefore) {
+  SocketPair sp;
+  RunFibers(1, 1, [&](int) {
+    const int64_t deadline = MonoNowUs() + 3000;
+    EXPECT_EQ(WaitEdge(sp.fd[0], POLLIN, deadline), 0);
+    EXPECT_GE(MonoNowUs(), deadline);
+    // Data that came while nobody waited is an edge already seen: the next wait returns.
+    sp.Put('x');
+    EXPECT_EQ(WaitEdge(sp.fd[0], POLLIN, MonoNowUs() + kLongUs), 1);
+  });
+}
+
+TEST(FiberTest, WaitEdgeAfterPollOnTheSameFdAndPollAfterWaitEdge) {
+  // One fd waited on both ways in turn: each switch re-registers it.
+  SocketPair sp;
+  int polls = 0, edges = 0;
+  RunFibers(2, 1, [&](int i) {
+    for (int round = 0; round < 2; ++round) {
+      if (i == 0) {
+        pollfd pfd{sp.fd[0], POLLIN, 0};
+        polls += Poll(&pfd, 1, MonoNowUs() + kLongUs);
+        Drain(sp.fd[0]);
+        edges += WaitEdge(sp.fd[0], POLLIN, MonoNowUs() + kLongUs);
+        Drain(sp.fd[0]);
+      } else {
+        for (int k = 0; k < 2; ++k) {
+          SleepUntil(MonoNowUs() + 2000);
+          sp.Put('x');
+        }
+      }
+    }
+  });
+  EXPECT_EQ(polls, 2);
+  EXPECT_EQ(edges, 2);
+}
+
+TEST(FiberTest, WaitEdgeOnAReusedFdNumberRecoversAtTheDeadline) {
+  // A socket closed without ForgetFd leaves a stale entry; a new socket with the same fd
+  // number is registered again when its first wait times out, and its data is seen.
+  RunFibers(1, 1, [&](int) {
+    int reused = -1;
+    {
+      SocketPair old_pair;
+      old_pair.Put('o');
+      EXPECT_EQ(WaitEdge(old_pair.fd[0], POLLIN, MonoNowUs() + kLongUs), 1);
+      reused = old_pair.fd[0];
+    }  // closed, not forgotten
+    SocketPair sp;
+    ASSERT_TRUE(sp.fd[0] == reused || sp.fd[1] == reused);
+    const int fd = sp.fd[0] == reused ? sp.fd[0] : sp.fd[1];
+    const int other = fd == sp.fd[0] ? sp.fd[1] : sp.fd[0];
+    char c = 'n';
+    EXPECT_EQ(write(other, &c, 1), 1);
+    EXPECT_EQ(WaitEdge(fd, POLLIN, MonoNowUs() + 20'000), 1);  // late, but not lost
+    // Forgotten before close, a reused number is registered at once.
+    ForgetFd(fd);
+  });
+}
+
+TEST(FiberTest, WaitEdgeOutsideAFiberIsPoll) {
+  SocketPair sp;
+  EXPECT_EQ(WaitEdge(sp.fd[0], POLLIN, MonoNowUs() + 2000), 0);
+  sp.Put('x');
+  EXPECT_EQ(WaitEdge(sp.fd[0], POLLIN, MonoNowUs() + kLongUs), 1);
 }
 
 TEST(FiberTest, YieldRunsTheOtherReadyFibersFirst) {

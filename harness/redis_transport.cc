@@ -158,7 +158,9 @@ class Connection {
 
   void Close() {
     tls_.reset();  // before its socket
+    if (fd_ >= 0) fiber::ForgetFd(fd_);
     if (fd_ >= 0) close(fd_);
+    drained_ = true;
     fd_ = -1;
     connected_ = false;
     rcvtimeo_us_ = 0;
@@ -245,8 +247,14 @@ class Connection {
     return tls_ ? tls_->Write(data, n) : send(fd_, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
   }
   ssize_t Recv(char* data, size_t n, int flags) {
-    return tls_ ? tls_->Read(data, n) : recv(fd_, data, n, flags);
+    if (tls_) return tls_->Read(data, n);
+    const ssize_t r = recv(fd_, data, n, flags);
+    drained_ = r >= 0 ? static_cast<size_t>(r) < n : errno == EAGAIN || errno == EWOULDBLOCK;
+    return r;
   }
+  // The last Recv emptied the socket (EAGAIN, or fewer bytes than asked for): a fiber may wait
+  // for its next edge (fiber::WaitEdge). Not for TLS, whose reads are by record.
+  bool drained() const { return !tls_ && drained_; }
   // Bytes TLS decrypted already: readable without waiting for the socket.
   bool Buffered() const { return tls_ && tls_->Buffered(); }
   // Why the last Send or Recv failed (call right after it: reads errno).
@@ -355,6 +363,7 @@ class Connection {
   int64_t rcvtimeo_us_ = 0;  // SO_RCVTIMEO as last set; 0 = not set (none)
   redisReader* reader_ = nullptr;
   std::unique_ptr<TlsSession> tls_;  // rediss:// only
+  bool drained_ = true;              // see drained()
 };
 
 class RedisTransport : public Transport {
@@ -396,7 +405,11 @@ class RedisTransport : public Transport {
           wire = &wire_;
           written = 0;
         }
-        if (!WaitReady(c->fd(), POLLOUT, deadline_us)) break;
+        // send said EAGAIN: a fiber may wait for the socket's next edge.
+        if (c->tls() ? !WaitReady(c->fd(), POLLOUT, deadline_us)
+                     : fiber::WaitEdge(c->fd(), POLLOUT, deadline_us) <= 0) {
+          break;
+        }
         waited = true;
       } else {
         return Fail(c, Reply::IoError("send " + c->addr().ToString() + ": " + c->ErrorText()));
@@ -457,9 +470,15 @@ class RedisTransport : public Transport {
       if (left_us <= 0) break;
       int flags = 0;
       if (fiber::InFiber()) {
-        // A fiber never blocks its thread in recv. It lets the other ready fibers run once,
-        // then reads without waiting; if nothing came, it parks until the socket is readable.
-        if (!yielded && fiber::Yield()) {
+        // A fiber never blocks its thread in recv. Over TCP it parks until the socket's next
+        // edge once the last read emptied it (no system call), else reads without waiting.
+        // Over TLS it lets the other ready fibers run once, then reads without waiting; if
+        // nothing came, it parks until the socket is readable.
+        if (c->drained()) {
+          if (fiber::WaitEdge(c->fd(), POLLIN, deadline_us) <= 0) break;
+        } else if (!c->tls()) {
+          // read on: the last read filled the buffer
+        } else if (!yielded && fiber::Yield()) {
           yielded = true;
         } else if (!c->Buffered() && !WaitReady(c->fd(), POLLIN, deadline_us)) {
           break;

@@ -50,7 +50,7 @@ printf 'clients\tcycles_per_s\tacq_p50_us\tacq_p99_us\tredis_cpu_pct\tlockstorm_
 echo "lockstorm saturation: token-lua, keys = clients, hold 0, ttl $ttl_ms ms, ${duration} s per step, pin $pin, $(nproc) CPUs, open files $(ulimit -Sn)"
 for c in $clients_list; do
   out="$work/run-$c"
-  "$bin" run --impl token-lua --scenario "$work/scenario.json" --clients "$c" --keys "$c" \
+  "$bin" run --impl token-lua --scenario "$work/scenario.json" --clients "$c" --keys "${KEYS:-$c}" \
     --duration "$duration" --ttl-ms "$ttl_ms" --no-samples --pin "$pin" --quiet --seed 1 \
     --out "$out" >"$work/log-$c" 2>&1 &
   lpid=$!
