@@ -473,17 +473,19 @@ class Client : public LockObserver {
     Outcome outcome = Outcome::kFail;
   };
 
-  // Releases `lease` (granted by acquire `op_id`) and records it.
-  Timing Release(const Lease& lease, int64_t op_id, const std::string& phase) {
-    Event rel = BaseEvent(OpType::kRelease, lease.key);
+  // Releases `lease` (granted by acquire `op_id`) and records it. The lease is spent: its key
+  // and token move into the event (no copies on the hot path).
+  Timing Release(Lease& lease, int64_t op_id, const std::string& phase) {
+    Event rel = BaseEvent(OpType::kRelease, std::string());
     rel.phase = phase;
     rel.lease_op = op_id;
-    rel.token = lease.token;
     rel.invoke_us = HistoryNowUs();
     ReleaseResult rr = lock_->Release(lease);
     rel.complete_us = HistoryNowUs();
+    rel.key = std::move(lease.key);
+    rel.token = std::move(lease.token);
     rel.outcome = rr.outcome;
-    rel.note = rr.error;
+    rel.note = std::move(rr.error);
     const Timing t{rel.invoke_us, rel.complete_us, rel.outcome};
     sh_.ctx->history->Append(std::move(rel));
     return t;
@@ -491,8 +493,9 @@ class Client : public LockObserver {
 
   // Reads the resource, holds, maybe extends, then writes value+1 (unless an honest client's
   // validity ran out) and writes the witness when the lease is fenced. Returns false if the
-  // client died (crash-client) inside it: no write, no release.
-  bool CriticalSection(const Workload& w, size_t key_index, Lease lease, int64_t op_id,
+  // client died (crash-client) inside it: no write, no release. An extend updates
+  // lease.valid_ms in place (the caller's lease, released next).
+  bool CriticalSection(const Workload& w, size_t key_index, Lease& lease, int64_t op_id,
                        int64_t hold_us, int64_t start_local_us) {
     Event use = BaseEvent(OpType::kUse, lease.key);
     use.lease_op = op_id;

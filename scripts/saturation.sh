@@ -11,6 +11,7 @@
 #
 #   scripts/saturation.sh                 # build-bench/lockstorm, placement split
 #   LOCKSTORM_PIN=none CLIENTS="1 1000" DURATION=5 scripts/saturation.sh
+#   KEYS=100000 CLIENTS=1000 scripts/saturation.sh   # keys (default: = clients): fewer collisions
 #
 # Placement (LOCKSTORM_PIN): split (default: lockstorm on CPU 0, redis on CPU 1 — each can
 # use at most 100 %, so whichever reaches ~100 % first is the bottleneck), same, none.
@@ -46,7 +47,7 @@ runq_ns() {  # time every thread of pid $1 spent runnable but waiting for a CPU 
 
 mkdir -p bench-results
 tsv="bench-results/saturation-$pin.tsv"
-printf 'clients\tcycles_per_s\tacq_p50_us\tacq_p99_us\tredis_cpu_pct\tlockstorm_cpu_pct\tredis_cpu_us_per_cycle\tlockstorm_cpu_us_per_cycle\tredis_runq_pct\tlockstorm_runq_pct\tunknown\tverdict\n' >"$tsv"
+printf 'clients\tcycles_per_s\tacq_p50_us\tacq_p99_us\tredis_cpu_pct\tlockstorm_cpu_pct\tredis_cpu_us_per_cycle\tlockstorm_cpu_us_per_cycle\tredis_runq_pct\tlockstorm_runq_pct\tunknown\tverdict\tsteal_pct\n' >"$tsv"
 echo "lockstorm saturation: token-lua, keys = clients, hold 0, ttl $ttl_ms ms, ${duration} s per step, pin $pin, $(nproc) CPUs, open files $(ulimit -Sn)"
 for c in $clients_list; do
   out="$work/run-$c"
@@ -67,7 +68,8 @@ for c in $clients_list; do
       lt=$(ticks "$lpid"); rt=$(ticks "$rpid")
       hs=$(stat -c %s "$out/history.jsonl" 2>/dev/null || echo 0)
       lw=$(runq_ns "$lpid"); rw=$(runq_ns "$rpid")
-      [ -n "$lt" ] && [ -n "$rt" ] && echo "$(date +%s.%N) $lt $rt $hs $lw $rw" >>"$samples"
+      st=$(awk '/^cpu /{print $9}' /proc/stat)  # steal: time the hypervisor ran something else
+      [ -n "$lt" ] && [ -n "$rt" ] && echo "$(date +%s.%N) $lt $rt $hs $lw $rw $st" >>"$samples"
     fi
     sleep 0.25
   done
@@ -75,13 +77,14 @@ for c in $clients_list; do
   if [ ! -f "$out/report.json" ]; then
     echo "clients $c: lockstorm exited $rc without a report:"; tail -5 "$work/log-$c"; continue
   fi
-  python3 - "$out/report.json" "$samples" "$hz" "$c" >>"$tsv" <<'PY'
+  python3 - "$out/report.json" "$samples" "$hz" "$c" "$(nproc)" >>"$tsv" <<'PY'
 import json, sys
 report, samples, hz, clients = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+ncpu = int(sys.argv[5])
 row = json.load(open(report))["results"][0]
 acq = row["latency_us"]["acquire"]
 cycles = row["counts"]["acquired"] / (row["elapsed_us"] / 1e6) if row["elapsed_us"] else 0
-s = [tuple(map(float, l.split())) for l in open(samples) if len(l.split()) == 6]
+s = [tuple(map(float, l.split())) for l in open(samples) if len(l.split()) == 7]
 # Intervals in which the history grew: the workload was running. Drop the first and last
 # such interval (partial), unless that leaves nothing.
 active = [i for i in range(1, len(s)) if s[i][3] > s[i - 1][3]]
@@ -92,12 +95,13 @@ lk = sum(s[i][1] - s[i - 1][1] for i in active)
 rd = sum(s[i][2] - s[i - 1][2] for i in active)
 lw = sum(max(s[i][4] - s[i - 1][4], 0) for i in active)  # thread exits make it drop
 rw = sum(max(s[i][5] - s[i - 1][5], 0) for i in active)
+st = sum(s[i][6] - s[i - 1][6] for i in active)
 pct = lambda t: 100.0 * t / hz / dt if dt > 0 else float("nan")
 per_cycle = lambda t: 1e6 * t / hz / (cycles * dt) if dt > 0 and cycles > 0 else float("nan")
 wait = lambda ns: 100.0 * ns / 1e9 / dt if dt > 0 else float("nan")
 print(f"{clients}\t{cycles:.0f}\t{acq['p50']}\t{acq['p99']}\t{pct(rd):.0f}\t{pct(lk):.0f}\t"
       f"{per_cycle(rd):.1f}\t{per_cycle(lk):.1f}\t{wait(rw):.0f}\t{wait(lw):.0f}\t"
-      f"{row['counts']['unknown']}\t{row['verdict']}")
+      f"{row['counts']['unknown']}\t{row['verdict']}\t{pct(st) / ncpu:.0f}")
 PY
 done
 
@@ -106,14 +110,16 @@ import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 pin, ncpu = sys.argv[2], int(sys.argv[3])
 print(f"{'clients':>7} {'cycles/s':>8} {'acq p50':>8} {'acq p99':>8} {'redis':>6} {'lockstorm':>9} "
-      f"{'redis':>6} {'lockstorm':>9} {'redis':>6} {'lockstorm':>9} {'unknown':>7}  verdict")
+      f"{'redis':>6} {'lockstorm':>9} {'redis':>6} {'lockstorm':>9} {'unknown':>7} {'steal':>6}  verdict")
 print(f"{'':>7} {'':>8} {'us':>8} {'us':>8} {'CPU%':>6} {'CPU%':>9} {'us/cyc':>6} {'us/cyc':>9} "
-      f"{'runq%':>6} {'runq%':>9}")
+      f"{'runq%':>6} {'runq%':>9} {'':>7} {'%':>6}")
 for r in rows:
     print(f"{r['clients']:>7} {r['cycles_per_s']:>8} {r['acq_p50_us']:>8} {r['acq_p99_us']:>8} "
           f"{r['redis_cpu_pct']:>6} {r['lockstorm_cpu_pct']:>9} {r['redis_cpu_us_per_cycle']:>6} "
           f"{r['lockstorm_cpu_us_per_cycle']:>9} {r['redis_runq_pct']:>6} "
-          f"{r['lockstorm_runq_pct']:>9} {r['unknown']:>7}  {r['verdict']}")
+          f"{r['lockstorm_runq_pct']:>9} {r['unknown']:>7} {r['steal_pct']:>6}  {r['verdict']}")
+# steal% = % of the machine's CPU time the hypervisor gave to other guests meanwhile (a
+# shared host: CPU% and cycles/s then vary from run to run; the CPU µs per cycle less so).
 # CPU% is in % of one CPU; runq% = % of the time the process's threads spent runnable but
 # waiting for a CPU (summed over threads: 300 = three threads waiting all the time).
 # Demand = (CPU% + runq%) / what the process can use: redis (one thread) one CPU; lockstorm
