@@ -74,7 +74,11 @@ constexpr int64_t kRecvTimeoMarginUs = 20000;
 // Bytes read per recv. Lock replies are tens of bytes; a small buffer keeps the stack of a
 // fiber compact (a 16 KiB one spread each round trip over five pages of each of 1,000 stacks).
 constexpr size_t kRecvChunkBytes = 2048;
-// AUTH/SELECT on a new connection to a server given with a password or a database.
+// The TLS handshake and AUTH/SELECT on a new connection: a budget of their own, as a client's
+// connect timeout is apart from its command timeout. A call that has to set its connection up
+// may overrun its own timeout by this much; with the call's few milliseconds (a Redlock node
+// gets TTL / 10) a handshake on a loaded machine never finished, and every later call started
+// it over.
 constexpr int64_t kHandshakeTimeoutUs = 2'000'000;
 // Shortest SO_RCVTIMEO kept for a longer wait: such a wait wakes once per slice and
 // re-checks its deadline.
@@ -171,7 +175,7 @@ class Connection {
 
   // Starts a non-blocking connect if there is no connection. Returns "" or an error.
   // `deadline_us` bounds the AUTH/SELECT a connect may need (the caller's call deadline).
-  std::string StartConnect(int64_t deadline_us) {
+  std::string StartConnect() {
     if (fd_ >= 0) return "";
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -191,8 +195,7 @@ class Connection {
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     reader_ = redisReaderCreate();
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
-      return Connected(deadline_us);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return Connected();
     if (errno != EINPROGRESS) {
       std::string e = "connect " + addr_.ToString() + ": " + strerror(errno);
       Close();
@@ -202,7 +205,7 @@ class Connection {
   }
 
   // Called when a connecting socket is writable: "" if connected, else the error.
-  std::string FinishConnect(int64_t deadline_us) {
+  std::string FinishConnect() {
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -211,7 +214,7 @@ class Connection {
       Close();
       return e;
     }
-    return Connected(deadline_us);
+    return Connected();
   }
 
   // Arms SO_RCVTIMEO so that the next blocking recv returns (EAGAIN) before `left_us` has
@@ -269,8 +272,8 @@ class Connection {
  private:
   // The connect completed: the socket becomes blocking (see the class comment), and a server
   // given with a password or a database gets AUTH and SELECT first.
-  std::string Connected(int64_t deadline_us) {
-    const int64_t handshake_deadline_us = std::min(deadline_us, MonoUs() + kHandshakeTimeoutUs);
+  std::string Connected() {
+    const int64_t handshake_deadline_us = MonoUs() + kHandshakeTimeoutUs;
     if (addr_.tls) {  // TLS first; its socket stays non-blocking
       tls_ = std::make_unique<TlsSession>(*addr_.tls, fd_, addr_.TlsName());
       if (std::string e = tls_->Handshake(handshake_deadline_us); !e.empty()) {
@@ -525,7 +528,7 @@ class RedisTransport : public Transport {
     for (size_t i = 0; i < nodes.size(); ++i) {
       Connection* c = conns_.at(static_cast<size_t>(nodes[i])).get();
       p[i] = {c, St::kWriting, 0};
-      std::string err = c->StartConnect(deadline_us);
+      std::string err = c->StartConnect();
       if (!err.empty()) {
         replies[i] = Reply::IoError(err);
         p[i].st = St::kDone;
@@ -641,7 +644,7 @@ class RedisTransport : public Transport {
         if (fds[k].revents == 0) continue;
         size_t i = idx[k];
         if (p[i].st == St::kConnecting) {
-          std::string err = p[i].conn->FinishConnect(deadline_us);
+          std::string err = p[i].conn->FinishConnect();
           if (!err.empty()) {
             replies[i] = Reply::IoError(err);
             p[i].st = St::kDone;
@@ -658,7 +661,14 @@ class RedisTransport : public Transport {
       }
     }
     for (size_t i = 0; i < p.size(); ++i) {
-      if (p[i].st != St::kDone) fail(i, NoReply(p[i].conn, timeout_us));
+      if (p[i].st == St::kDone) continue;
+      // A connect still in progress, or a connection that has not sent a byte of this
+      // command, carries no late reply: kept for the next call, which goes on from there.
+      if (p[i].st == St::kConnecting || (p[i].st == St::kWriting && p[i].written == 0)) {
+        replies[i] = NoReply(p[i].conn, timeout_us);
+        continue;
+      }
+      fail(i, NoReply(p[i].conn, timeout_us));
     }
     return replies;
   }

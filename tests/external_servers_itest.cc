@@ -14,6 +14,7 @@
 
 #include "harness/process.h"
 #include "harness/redis_server.h"
+#include "harness/transport.h"
 #include "tests/cli_util.h"
 #include "tests/test_util.h"
 
@@ -167,6 +168,38 @@ TEST(ExternalServersITest, PasswordProtectedServerKeepsTheUsersKeysAndTheSecret)
           "redis://default:***@127.0.0.1"),
       std::string::npos);
   EXPECT_EQ(db2->Do({"DBSIZE"}), "2");
+}
+
+// The server's count of connections it has accepted (INFO stats), over `c`.
+int64_t ConnectionsReceived(Conn* c) {
+  const std::string info = c->Do({"INFO", "stats"});
+  const std::string field = "total_connections_received:";
+  const size_t at = info.find(field);
+  return at == std::string::npos ? -1 : std::stoll(info.substr(at + field.size()));
+}
+
+TEST(ExternalServersITest, AConnectionSetUpPastItsCallsDeadlineIsKeptForTheNextCall) {
+  // A call whose timeout ends before its new connection is set up (connect, AUTH) answers
+  // kTimeout, but the connection goes on being set up and serves the next call: a short
+  // per-call timeout (a Redlock node's TTL / 10) must not make every call start it over.
+  TempDir dir;
+  ProtectedServer server(dir.path());
+  ASSERT_TRUE(server.status().ok()) << server.status().ToString();
+  auto admin = Connect(server.port(), 0);
+  ASSERT_TRUE(admin);
+  std::vector<ServerAddress> nodes;
+  ASSERT_TRUE(
+      ParseServerList("test", "127.0.0.1:" + std::to_string(server.port()), &nodes, kPassword)
+          .ok());
+  const int64_t before = ConnectionsReceived(admin.get());
+  ASSERT_GT(before, 0);
+  std::unique_ptr<Transport> t = NewRedisTransport(nodes);
+  const Reply first = t->Call(0, {"PING"}, 1);  // 1 us: over before the connection is ready
+  EXPECT_EQ(first.type, Reply::Type::kTimeout) << first.ToString();
+  const Reply second = t->Call(0, {"PING"}, 2'000'000);
+  EXPECT_EQ(second.str, "PONG") << second.ToString();
+  EXPECT_EQ(t->Call(0, {"PING"}, 2'000'000).str, "PONG");
+  EXPECT_EQ(ConnectionsReceived(admin.get()) - before, 1);  // one connection for all three
 }
 
 TEST(ExternalServersITest, WrongPasswordIsOneLineErrorAndDestructiveFaultsAreSkipped) {
