@@ -134,6 +134,7 @@ short EpollToPoll(uint32_t e) {
   if (e & EPOLLPRI) r |= POLLPRI;
   if (e & EPOLLERR) r |= POLLERR;
   if (e & EPOLLHUP) r |= POLLHUP;
+  if (e & EPOLLRDHUP) r |= POLLIN;  // the peer closed: a read returns what is left, then 0
   return r;
 }
 
@@ -269,7 +270,7 @@ class Scheduler {
     if (fd_states_[i].waiter != nullptr) return BlockingPoll(&pfd, 1, deadline_us);  // taken
     if (!fd_states_[i].edge) {
       epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLET;
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLET;
       ev.data.u64 = kEdgeTag | static_cast<uint64_t>(fd);
       // MOD (from one-shot) and ADD both report the current readiness as a first edge.
       if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0 &&
@@ -279,7 +280,11 @@ class Scheduler {
       fd_states_[i] = FdState{.edge = true};
     }
     const uint32_t want = PollToEpoll(events) & ~EPOLLONESHOT;
-    const uint32_t mask = want | EPOLLERR | EPOLLHUP;
+    // ERR, HUP and (for reads) RDHUP are never consumed: once the peer closed (its FIN may
+    // come with the last data, in the same edge) every read wait returns at once, and the
+    // read sees the end. A write wait ignores RDHUP (a half-closed peer may still read).
+    const uint32_t mask =
+        want | EPOLLERR | EPOLLHUP | ((events & POLLIN) ? uint32_t{EPOLLRDHUP} : uint32_t{0});
     Fiber* f = current_;
     for (int round = 0; round < kMaxRounds; ++round) {
       FdState& st = fd_states_[i];  // again after each park: the table may have grown
@@ -300,7 +305,7 @@ class Scheduler {
     // The deadline. If the fd was closed and its number reused without ForgetFd, the epoll
     // registration went with the old file: register the new one, and look once.
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLET;
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = kEdgeTag | static_cast<uint64_t>(fd);
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) {
       fd_states_[i] = FdState{.edge = true};

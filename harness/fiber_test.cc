@@ -242,6 +242,26 @@ TEST(FiberTest, WaitEdgeOnAReusedFdNumberRecoversAtTheDeadline) {
   });
 }
 
+TEST(FiberTest, WaitEdgeAfterTheLastDataAndTheEndCameInOneEdgeReturnsAtOnce) {
+  // The peer writes its last byte and closes before the reader waits: one edge brings both.
+  // After a short read the reader waits again and must see the end (read returns 0) at once,
+  // not at its deadline.
+  SocketPair sp;
+  int second = -1;
+  ssize_t end = -1;
+  RunFibers(1, 1, [&](int) {
+    sp.Put('x');
+    ASSERT_EQ(shutdown(sp.fd[1], SHUT_WR), 0);
+    EXPECT_EQ(WaitEdge(sp.fd[0], POLLIN, MonoNowUs() + kLongUs), 1);
+    char buf[64];
+    EXPECT_EQ(recv(sp.fd[0], buf, sizeof buf, MSG_DONTWAIT), 1);  // short: drained
+    second = WaitEdge(sp.fd[0], POLLIN, MonoNowUs() + kLongUs);
+    end = recv(sp.fd[0], buf, sizeof buf, MSG_DONTWAIT);
+  });
+  EXPECT_EQ(second, 1);
+  EXPECT_EQ(end, 0);
+}
+
 TEST(FiberTest, WaitEdgeOutsideAFiberIsPoll) {
   SocketPair sp;
   EXPECT_EQ(WaitEdge(sp.fd[0], POLLIN, MonoNowUs() + 2000), 0);

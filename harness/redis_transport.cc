@@ -74,11 +74,12 @@ constexpr int64_t kRecvTimeoMarginUs = 20000;
 // Bytes read per recv. Lock replies are tens of bytes; a small buffer keeps the stack of a
 // fiber compact (a 16 KiB one spread each round trip over five pages of each of 1,000 stacks).
 constexpr size_t kRecvChunkBytes = 2048;
-// The TLS handshake and AUTH/SELECT on a new connection: a budget of their own, as a client's
-// connect timeout is apart from its command timeout. A call that has to set its connection up
-// may overrun its own timeout by this much; with the call's few milliseconds (a Redlock node
-// gets TTL / 10) a handshake on a loaded machine never finished, and every later call started
-// it over.
+// The TLS handshake and AUTH/SELECT on a new connection run until the call's deadline, but for
+// at least kMinSetupUs and at most kHandshakeTimeoutUs: with a call's few milliseconds (a
+// Redlock node gets TTL / 10) a handshake on a loaded machine never finished, and every later
+// call started it over. So a call that sets up its connection may overrun a shorter timeout by
+// up to kMinSetupUs (and a node that accepts but never answers costs each call that much).
+constexpr int64_t kMinSetupUs = 250'000;
 constexpr int64_t kHandshakeTimeoutUs = 2'000'000;
 // Shortest SO_RCVTIMEO kept for a longer wait: such a wait wakes once per slice and
 // re-checks its deadline.
@@ -175,7 +176,7 @@ class Connection {
 
   // Starts a non-blocking connect if there is no connection. Returns "" or an error.
   // `deadline_us` bounds the AUTH/SELECT a connect may need (the caller's call deadline).
-  std::string StartConnect() {
+  std::string StartConnect(int64_t deadline_us) {
     if (fd_ >= 0) return "";
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -192,10 +193,12 @@ class Connection {
     }
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return std::string("socket: ") + strerror(errno);
+    fresh_ = true;
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     reader_ = redisReaderCreate();
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return Connected();
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
+      return Connected(deadline_us);
     if (errno != EINPROGRESS) {
       std::string e = "connect " + addr_.ToString() + ": " + strerror(errno);
       Close();
@@ -205,7 +208,7 @@ class Connection {
   }
 
   // Called when a connecting socket is writable: "" if connected, else the error.
-  std::string FinishConnect() {
+  std::string FinishConnect(int64_t deadline_us) {
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -214,7 +217,7 @@ class Connection {
       Close();
       return e;
     }
-    return Connected();
+    return Connected(deadline_us);
   }
 
   // Arms SO_RCVTIMEO so that the next blocking recv returns (EAGAIN) before `left_us` has
@@ -258,6 +261,16 @@ class Connection {
   // The last Recv emptied the socket (EAGAIN, or fewer bytes than asked for): a fiber may wait
   // for its next edge (fiber::WaitEdge). Not for TLS, whose reads are by record.
   bool drained() const { return !tls_ && drained_; }
+  // fiber::WaitEdge on this socket (see drained()). The first wait on a fiber since the socket
+  // was created forgets what its fd number left in that thread's table: a socket closed on
+  // another thread (a watchdog's renewer shares the connection) could not forget it there.
+  int WaitEdge(short events, int64_t deadline_us) {
+    if (fresh_ && fiber::InFiber()) {
+      fresh_ = false;
+      fiber::ForgetFd(fd_);
+    }
+    return fiber::WaitEdge(fd_, events, deadline_us);
+  }
   // Bytes TLS decrypted already: readable without waiting for the socket.
   bool Buffered() const { return tls_ && tls_->Buffered(); }
   // Why the last Send or Recv failed (call right after it: reads errno).
@@ -272,8 +285,10 @@ class Connection {
  private:
   // The connect completed: the socket becomes blocking (see the class comment), and a server
   // given with a password or a database gets AUTH and SELECT first.
-  std::string Connected() {
-    const int64_t handshake_deadline_us = MonoUs() + kHandshakeTimeoutUs;
+  std::string Connected(int64_t deadline_us) {
+    const int64_t now_us = MonoUs();
+    const int64_t handshake_deadline_us =
+        std::clamp(deadline_us, now_us + kMinSetupUs, now_us + kHandshakeTimeoutUs);
     if (addr_.tls) {  // TLS first; its socket stays non-blocking
       tls_ = std::make_unique<TlsSession>(*addr_.tls, fd_, addr_.TlsName());
       if (std::string e = tls_->Handshake(handshake_deadline_us); !e.empty()) {
@@ -367,6 +382,7 @@ class Connection {
   redisReader* reader_ = nullptr;
   std::unique_ptr<TlsSession> tls_;  // rediss:// only
   bool drained_ = true;              // see drained()
+  bool fresh_ = false;               // see WaitEdge()
 };
 
 class RedisTransport : public Transport {
@@ -410,7 +426,7 @@ class RedisTransport : public Transport {
         }
         // send said EAGAIN: a fiber may wait for the socket's next edge.
         if (c->tls() ? !WaitReady(c->fd(), POLLOUT, deadline_us)
-                     : fiber::WaitEdge(c->fd(), POLLOUT, deadline_us) <= 0) {
+                     : c->WaitEdge(POLLOUT, deadline_us) <= 0) {
           break;
         }
         waited = true;
@@ -478,7 +494,7 @@ class RedisTransport : public Transport {
         // Over TLS it lets the other ready fibers run once, then reads without waiting; if
         // nothing came, it parks until the socket is readable.
         if (c->drained()) {
-          if (fiber::WaitEdge(c->fd(), POLLIN, deadline_us) <= 0) break;
+          if (c->WaitEdge(POLLIN, deadline_us) <= 0) break;
         } else if (!c->tls()) {
           // read on: the last read filled the buffer
         } else if (!yielded && fiber::Yield()) {
@@ -525,15 +541,19 @@ class RedisTransport : public Transport {
       size_t written;
     };
     std::vector<Pending> p(nodes.size());
+    bool set_up = false;  // a connection was set up in this call (its handshake took time)
     for (size_t i = 0; i < nodes.size(); ++i) {
       Connection* c = conns_.at(static_cast<size_t>(nodes[i])).get();
       p[i] = {c, St::kWriting, 0};
-      std::string err = c->StartConnect();
+      const bool was_connected = c->connected();
+      std::string err = c->StartConnect(deadline_us);
       if (!err.empty()) {
         replies[i] = Reply::IoError(err);
         p[i].st = St::kDone;
       } else if (!c->connected()) {
         p[i].st = St::kConnecting;
+      } else if (!was_connected) {
+        set_up = true;
       }
     }
     auto fail = [&](size_t i, Reply r) {
@@ -594,8 +614,11 @@ class RedisTransport : public Transport {
         }
       }
     };
+    // A command is not started past its deadline (a handshake may have run over it): the
+    // connection, with nothing sent, is kept for the next call.
+    const bool late = set_up && MonoUs() >= deadline_us;
     for (size_t i = 0; i < p.size(); ++i)
-      if (p[i].st == St::kWriting) try_write(i);
+      if (p[i].st == St::kWriting && !late) try_write(i);
 
     std::vector<pollfd> fds;
     std::vector<size_t> idx;
@@ -644,14 +667,14 @@ class RedisTransport : public Transport {
         if (fds[k].revents == 0) continue;
         size_t i = idx[k];
         if (p[i].st == St::kConnecting) {
-          std::string err = p[i].conn->FinishConnect();
+          std::string err = p[i].conn->FinishConnect(deadline_us);
           if (!err.empty()) {
             replies[i] = Reply::IoError(err);
             p[i].st = St::kDone;
             continue;
           }
           p[i].st = St::kWriting;
-          try_write(i);
+          if (MonoUs() < deadline_us) try_write(i);
         } else if (p[i].st == St::kWriting) {
           try_write(i);
         }
@@ -664,7 +687,9 @@ class RedisTransport : public Transport {
       if (p[i].st == St::kDone) continue;
       // A connect still in progress, or a connection that has not sent a byte of this
       // command, carries no late reply: kept for the next call, which goes on from there.
-      if (p[i].st == St::kConnecting || (p[i].st == St::kWriting && p[i].written == 0)) {
+      // Not over TLS once connected: SSL_write may hold the record it could not send.
+      if (p[i].st == St::kConnecting ||
+          (p[i].st == St::kWriting && p[i].written == 0 && !p[i].conn->tls())) {
         replies[i] = NoReply(p[i].conn, timeout_us);
         continue;
       }

@@ -51,9 +51,9 @@ class Transport {
   virtual int node_count() const = 0;
 
   // Sends `cmd` to `node` and waits at most `timeout_us` (the TCP connect included). A new
-  // connection's TLS handshake and AUTH/SELECT have a budget of their own (seconds, as a
-  // client's connect timeout), so a call that reconnects may take longer; a connect still in
-  // progress at the deadline is kept for the next call (the reply is kTimeout).
+  // connection's TLS handshake and AUTH/SELECT get at least 250 ms, so a call that sets one up
+  // may take that long; a connect still in progress at the deadline, or a connection set up
+  // too late to send the command, is kept for the next call (the reply is kTimeout).
   virtual Reply Call(int node, const Command& cmd, int64_t timeout_us) = 0;
 
   // Sends `cmd` to every node in `nodes` at once and waits at most `timeout_us` for all of

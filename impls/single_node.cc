@@ -202,7 +202,7 @@ class WatchdogLock : public TokenLuaLock {
       // check caught the overclaim).
       const int64_t start_us = env_.clock->NowUs();
       StartRenewal(r.lease, ttl_ms);
-      r.lease.valid_ms -= (env_.clock->NowUs() - start_us + 999) / 1000;
+      r.lease.valid_ms -= (std::max<int64_t>(env_.clock->NowUs() - start_us, 0) + 999) / 1000;
     }
     return r;
   }
