@@ -168,6 +168,14 @@ constexpr int kMaxEdgeFd = 1 << 20;
 
 // A socket registered edge-triggered (WaitEdge): the events its edges brought since a wait
 // last consumed them, and the fiber parked on it.
+// The edge-triggered registration of `fd` (WaitEdge).
+epoll_event EdgeRegistration(int fd) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = kEdgeTag | static_cast<uint64_t>(fd);
+  return ev;
+}
+
 struct FdState {
   bool edge = false;  // registered with EPOLLET (false: not registered, or one-shot)
   uint32_t ready = 0;
@@ -269,9 +277,7 @@ class Scheduler {
     if (fd_states_.size() <= i) fd_states_.resize(i + 1);
     if (fd_states_[i].waiter != nullptr) return BlockingPoll(&pfd, 1, deadline_us);  // taken
     if (!fd_states_[i].edge) {
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLET;
-      ev.data.u64 = kEdgeTag | static_cast<uint64_t>(fd);
+      epoll_event ev = EdgeRegistration(fd);
       // MOD (from one-shot) and ADD both report the current readiness as a first edge.
       if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0 &&
           (errno != ENOENT || epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)) {
@@ -304,9 +310,7 @@ class Scheduler {
     }
     // The deadline. If the fd was closed and its number reused without ForgetFd, the epoll
     // registration went with the old file: register the new one, and look once.
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = kEdgeTag | static_cast<uint64_t>(fd);
+    epoll_event ev = EdgeRegistration(fd);
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) {
       fd_states_[i] = FdState{.edge = true};
       return ::poll(&pfd, 1, 0);

@@ -57,11 +57,14 @@ int Poll(pollfd* fds, size_t n, int64_t deadline_us);
 // again), 0 at the deadline, -1 on a poll error. On a fiber the socket stays registered
 // edge-triggered with its thread's epoll, so a wait costs no system call (Poll re-arms a
 // one-shot registration each time); the precondition is what makes edges enough. Call
-// ForgetFd before closing such a socket. Elsewhere: poll(2).
+// ForgetFd before the first wait on a new socket (its fd number may have had an entry). A
+// forgotten ForgetFd costs one wait its deadline, then the fd is registered again. Elsewhere:
+// poll(2).
 int WaitEdge(int fd, short events, int64_t deadline_us);
 
-// Before closing an fd that WaitEdge may have registered on this thread (a no-op elsewhere).
-// Forgetting is also detected late: a wait on a reused fd number re-registers at its deadline.
+// Drops this thread's entry for `fd` (a no-op off a fiber thread): call it for a new socket
+// before its first WaitEdge, since its number may have been another socket's, closed on any
+// thread.
 void ForgetFd(int fd);
 
 // Returns once MonoNowUs() >= deadline_us. On a fiber the fiber parks.

@@ -590,11 +590,12 @@ Status ResolveSentinelMasters(const std::string& flag, const std::string& spec,
       const Reply r = t->Call(i, {"SENTINEL", "get-master-addr-by-name", name}, timeout_ms * 1000);
       if (r.type == Reply::Type::kArray && r.elements.size() == 2) {
         const std::string& port = r.elements[1].str;
-        if (ParseSmallDecimal(port) < 0) {
+        const int port_number = ParseSmallDecimal(port);
+        if (port_number < 0) {
           said += (said.empty() ? "" : "; ") + sentinel.ToString() + ": bad port '" + port + "'";
           continue;
         }
-        ServerAddress m(r.elements[0].str, ParseSmallDecimal(port));
+        ServerAddress m(r.elements[0].str, port_number);
         m.password = env_password;
         m.tls = sentinel.tls;
         masters.push_back(std::move(m));

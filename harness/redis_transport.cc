@@ -162,9 +162,8 @@ class Connection {
   ~Connection() { Close(); }
 
   void Close() {
-    tls_.reset();  // before its socket
-    if (fd_ >= 0) fiber::ForgetFd(fd_);
-    if (fd_ >= 0) close(fd_);
+    tls_.reset();              // before its socket
+    if (fd_ >= 0) close(fd_);  // its fd-table entry is forgotten by the next socket's WaitEdge
     drained_ = true;
     fd_ = -1;
     connected_ = false;
@@ -259,12 +258,15 @@ class Connection {
     return r;
   }
   // The last Recv emptied the socket (EAGAIN, or fewer bytes than asked for): a fiber may wait
-  // for its next edge (fiber::WaitEdge). Not for TLS, whose reads are by record.
+  // for its next edge (Wait). Not for TLS, whose reads are by record.
   bool drained() const { return !tls_ && drained_; }
-  // fiber::WaitEdge on this socket (see drained()). The first wait on a fiber since the socket
-  // was created forgets what its fd number left in that thread's table: a socket closed on
-  // another thread (a watchdog's renewer shares the connection) could not forget it there.
-  int WaitEdge(short events, int64_t deadline_us) {
+  // Waits until the socket is ready for `events` after a send or recv said EAGAIN (or a recv
+  // drained it): over TCP fiber::WaitEdge, over TLS poll. The first edge wait on a fiber since
+  // the socket was created forgets what its fd number left in that thread's table (the
+  // socket that had it may have been closed on another thread: a watchdog's renewer shares
+  // the connection). 1 if ready, 0 at the deadline.
+  int Wait(short events, int64_t deadline_us) {
+    if (tls_) return WaitReady(fd_, events, deadline_us) ? 1 : 0;
     if (fresh_ && fiber::InFiber()) {
       fresh_ = false;
       fiber::ForgetFd(fd_);
@@ -382,7 +384,7 @@ class Connection {
   redisReader* reader_ = nullptr;
   std::unique_ptr<TlsSession> tls_;  // rediss:// only
   bool drained_ = true;              // see drained()
-  bool fresh_ = false;               // see WaitEdge()
+  bool fresh_ = false;               // see Wait()
 };
 
 class RedisTransport : public Transport {
@@ -424,11 +426,7 @@ class RedisTransport : public Transport {
           wire = &wire_;
           written = 0;
         }
-        // send said EAGAIN: a fiber may wait for the socket's next edge.
-        if (c->tls() ? !WaitReady(c->fd(), POLLOUT, deadline_us)
-                     : c->WaitEdge(POLLOUT, deadline_us) <= 0) {
-          break;
-        }
+        if (c->Wait(POLLOUT, deadline_us) <= 0) break;
         waited = true;
       } else {
         return Fail(c, Reply::IoError("send " + c->addr().ToString() + ": " + c->ErrorText()));
@@ -494,18 +492,18 @@ class RedisTransport : public Transport {
         // Over TLS it lets the other ready fibers run once, then reads without waiting; if
         // nothing came, it parks until the socket is readable.
         if (c->drained()) {
-          if (c->WaitEdge(POLLIN, deadline_us) <= 0) break;
+          if (c->Wait(POLLIN, deadline_us) <= 0) break;
         } else if (!c->tls()) {
           // read on: the last read filled the buffer
         } else if (!yielded && fiber::Yield()) {
           yielded = true;
-        } else if (!c->Buffered() && !WaitReady(c->fd(), POLLIN, deadline_us)) {
+        } else if (!c->Buffered() && c->Wait(POLLIN, deadline_us) <= 0) {
           break;
         }
         flags = MSG_DONTWAIT;
       } else if (c->tls() || !c->SetRecvTimeout(left_us)) {  // a thread blocks in recv; near
         // the deadline (and always with TLS, whose socket is non-blocking) it polls precisely
-        if (!c->Buffered() && !WaitReady(c->fd(), POLLIN, deadline_us)) break;
+        if (!c->Buffered() && c->Wait(POLLIN, deadline_us) <= 0) break;
         flags = MSG_DONTWAIT;
       }
       left_us = -1;  // unknown after this recv

@@ -44,6 +44,9 @@ inline constexpr const char* kExtendOrRecreateLua =
     "if v == ARGV[1] or v == false then "
     "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0";
 
+// Microseconds as whole milliseconds, rounded up: the time a lock takes off its validity.
+inline int64_t CeilMs(int64_t us) { return (us + 999) / 1000; }
+
 // How long one command may take before its outcome is declared unknown: half the TTL,
 // clamped to [10 ms, 1 s] (a lock whose reply takes longer than its TTL is worthless).
 inline int64_t CommandTimeoutUs(int64_t ttl_ms) {

@@ -71,8 +71,6 @@ class FencedLock : public Lock {
   }
 
  private:
-  static int64_t CeilMs(int64_t us) { return (us + 999) / 1000; }
-
   Outcome TryOnce(const std::string& key, int64_t ttl_ms, Lease* lease, std::string* why) {
     *lease = Lease{};  // nothing of an earlier attempt survives
     const std::string token = RandomToken(rng_);

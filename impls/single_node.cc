@@ -56,7 +56,7 @@ AcquireResult SingleNodeLock::Acquire(const std::string& key, int64_t ttl_ms, in
     lease->key = key;
     lease->token = token;  // also on kUnknown: what the lock may hold
     if (o == Outcome::kOk) {
-      lease->valid_ms = ttl_ms - (LeaseClockUs() - start_us + 999) / 1000;
+      lease->valid_ms = ttl_ms - CeilMs(LeaseClockUs() - start_us);
     }
     return o;
   });
@@ -68,7 +68,7 @@ ExtendResult SingleNodeLock::Extend(const Lease& lease, int64_t ttl_ms) {
   Reply r = Call(ExtendCommand(lease, ttl_ms), ttl_ms);
   res.outcome = IntegerOutcome(r, &res.error);
   if (res.outcome == Outcome::kOk) {
-    res.valid_ms = ttl_ms - (LeaseClockUs() - start_us + 999) / 1000;
+    res.valid_ms = ttl_ms - CeilMs(LeaseClockUs() - start_us);
   }
   return res;
 }
@@ -200,9 +200,9 @@ class WatchdogLock : public TokenLuaLock {
       // The validity is what is left when Acquire returns: starting the renewal thread takes
       // time off it (15 ms was seen under TSan on a loaded machine; the checker's contract
       // check caught the overclaim).
-      const int64_t start_us = env_.clock->NowUs();
+      const int64_t start_us = LeaseClockUs();
       StartRenewal(r.lease, ttl_ms);
-      r.lease.valid_ms -= (std::max<int64_t>(env_.clock->NowUs() - start_us, 0) + 999) / 1000;
+      r.lease.valid_ms -= CeilMs(std::max<int64_t>(LeaseClockUs() - start_us, 0));
     }
     return r;
   }
